@@ -1,0 +1,98 @@
+"""`python -m webcluster`: validate and render stacks, generate docs, drive the namespace lab."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+from .stackfile import LoadedStack, load_stack_file, stack_path
+from .validation import ConfigError
+
+EXIT_CONFIG = 2
+
+
+def _add_stack_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--stack", default=None, help="stack name: reads Pulumi.<stack>.yaml in the current directory (default: dev)")
+    g.add_argument("--file", type=Path, default=None, help="path of any stack file")
+
+
+def load_from_args(args: argparse.Namespace) -> LoadedStack:
+    path = args.file or stack_path(args.stack or "dev")
+    return load_stack_file(path)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from .summary import summarize
+
+    print(summarize(load_from_args(args)))
+    return 0
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from .render import render_cluster
+    from .render.plan import write_plan
+
+    stack = load_from_args(args)
+    plan = render_cluster(stack.config)
+    written = write_plan(plan, args.out)
+    steps = len(plan.all_steps())
+    print(f"rendered stack {stack.name}: {len(plan.nodes)} nodes, {len(written)} files, {steps} steps -> {args.out}")
+    print("secrets appear as @@hawc:secret:<key>@@ placeholders; the Pulumi program fills them from secret Outputs")
+    return 0
+
+
+def cmd_docs(args: argparse.Namespace) -> int:
+    from .docs import configuration_reference
+
+    text = configuration_reference()
+    if args.check:
+        current = args.out.read_text() if args.out.exists() else ""
+        if current != text:
+            print(f"{args.out} is out of date: run `python -m webcluster docs`", file=sys.stderr)
+            return 1
+        return 0
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text)
+    print(f"wrote {args.out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m webcluster", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("validate", help="check a stack config and print a summary (exit 2 with every error)")
+    _add_stack_args(p)
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("render", help="write every node's files and configuration steps")
+    _add_stack_args(p)
+    p.add_argument("--out", type=Path, required=True, help="output directory (DIR/<node>/<absolute path>)")
+    p.set_defaults(func=cmd_render)
+
+    p = sub.add_parser("docs", help="regenerate docs/configuration.md from the model")
+    p.add_argument("--out", type=Path, default=Path("docs/configuration.md"))
+    p.add_argument("--check", action="store_true", help="exit 1 if the file is out of date")
+    p.set_defaults(func=cmd_docs)
+
+    try:
+        from .lab.cli import add_lab_parser
+    except ImportError:  # the lab is optional for validate/render
+        add_lab_parser = None
+    if add_lab_parser is not None:
+        add_lab_parser(sub, _add_stack_args)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"invalid stack config ({len([p for p in exc.problems if p.severity == 'error'])} errors):", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return EXIT_CONFIG

@@ -1,0 +1,376 @@
+"""The typed cluster model: every stack config key, its default (the seed's cluster) and meaning.
+
+The model knows nothing about Pulumi, templates or the lab. Field docstrings
+(``description=``) are the configuration reference: ``python -m webcluster docs``
+turns them into docs/configuration.md, so a field is documented exactly once.
+Cross-field rules live in :mod:`webcluster.validation`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from enum import Enum
+from typing import Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+
+class Strict(BaseModel):
+    """Base: camelCase keys in stack files, unknown keys rejected, immutable."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
+    )
+
+
+# --------------------------------------------------------------------------- choices
+
+
+class Hypervisor(str, Enum):
+    libvirt = "libvirt"
+    virtualbox = "virtualbox"
+
+
+class HaStack(str, Enum):
+    keepalived = "keepalived"
+    pacemaker = "pacemaker"
+
+
+class BondMode(str, Enum):
+    balance_rr = "balance-rr"
+    active_backup = "active-backup"
+    balance_xor = "balance-xor"
+    broadcast = "broadcast"
+    ieee8023ad = "802.3ad"
+    balance_tlb = "balance-tlb"
+    balance_alb = "balance-alb"
+
+
+class ServiceMode(str, Enum):
+    tcp = "tcp"
+    http = "http"
+
+
+# --------------------------------------------------------------------------- networks
+
+
+class Network(Strict):
+    cidr: ipaddress.IPv4Network = Field(description="Network address and prefix, e.g. `10.0.100.0/24`.")
+    gateway: Optional[ipaddress.IPv4Address] = Field(
+        None, description="Router of this network for the nodes on it (the hypervisor's NAT address on the external network); `null` for none."
+    )
+
+
+def _net(cidr: str, gateway: Optional[str] = None) -> Network:
+    return Network(cidr=ipaddress.IPv4Network(cidr), gateway=gateway)
+
+
+class Networks(Strict):
+    external: Network = Field(
+        default_factory=lambda: _net("192.168.1.0/24", "192.168.1.1"),
+        description="Clients' network, NATed by the hypervisor. The seed's 192.168.1.0/24 collides with many home LANs: change `cidr` and `gateway` here (and the external addresses) if your host sits on it.",
+    )
+    internal: Network = Field(
+        default_factory=lambda: _net("10.0.100.0/24"),
+        description="Directors <-> backends, NAS and Gluster; DHCP/DNS from the master director; routed to the outside by the active director through the internal VIP.",
+    )
+    heartbeat: Network = Field(
+        default_factory=lambda: _net("10.0.50.0/24"),
+        description="Directors only: VRRP instance VI_3 (keepalived) or the corosync ring (pacemaker).",
+    )
+
+
+class Vips(Strict):
+    external: ipaddress.IPv4Address = Field(
+        ipaddress.IPv4Address("192.168.1.200"), description="Virtual IP the clients use; every HAProxy service binds on it."
+    )
+    internal: ipaddress.IPv4Address = Field(
+        ipaddress.IPv4Address("10.0.100.200"), description="Virtual IP on the internal network: router and DNS server of the backends."
+    )
+
+
+class Dhcp(Strict):
+    start: ipaddress.IPv4Address = Field(ipaddress.IPv4Address("10.0.100.2"), description="First address of dnsmasq's DHCP range (internal network).")
+    end: ipaddress.IPv4Address = Field(ipaddress.IPv4Address("10.0.100.49"), description="Last address of dnsmasq's DHCP range.")
+    lease: str = Field("infinite", pattern=r"^(infinite|\d+[smhd]?)$", description="Lease time, dnsmasq syntax (`infinite`, `12h`, ...).")
+
+
+# --------------------------------------------------------------------------- machines
+
+
+class Resources(Strict):
+    vcpus: int = Field(1, ge=1, le=64, description="Virtual CPUs.")
+    memory_mib: int = Field(1024, ge=256, le=262144, description="Memory in MiB.")
+
+
+class Director(Strict):
+    name: str = Field(description="Hostname.")
+    aliases: list[str] = Field(default_factory=list, description="Extra names in /etc/hosts (the seed calls cluster1 `master` and `lb1`).")
+    external: ipaddress.IPv4Address = Field(description="Address on the external network (NIC enp0s3).")
+    internal: ipaddress.IPv4Address = Field(description="Address on the internal network (NIC enp0s8).")
+    heartbeat: ipaddress.IPv4Address = Field(description="Address on the heartbeat network (NIC enp0s9).")
+    priority: int = Field(ge=1, le=254, description="VRRP priority (highest is the master) and the Pacemaker location score order.")
+    description: Optional[str] = Field(None, description="Text of HAProxy's `stats show-desc` (default `Nodo <name>`), so the stats page names the active director.")
+    resources: Resources = Field(default_factory=Resources, description="vCPU and memory.")
+
+
+def _seed_directors() -> list[Director]:
+    rows = [
+        ("cluster1", ["master", "lb1"], 101, "10.0.100.1", 1, 150, "Nodo cluster1"),
+        ("standby1", [], 102, "10.0.100.50", 2, 100, "Nodo Standby1"),
+        ("standby2", [], 103, "10.0.100.51", 3, 90, "Nodo Standby2"),
+    ]
+    return [
+        Director(name=n, aliases=a, external=f"192.168.1.{e}", internal=i, heartbeat=f"10.0.50.{h}", priority=p, description=d)
+        for n, a, e, i, h, p, d in rows
+    ]
+
+
+class Vrrp(Strict):
+    version: Literal[2, 3] = Field(
+        3,
+        description="VRRP protocol version. 3 (default) allows sub-second adverts but has no authentication (RFC 5798); 2 is the seed's (whole-second adverts, `auth_type PASS` with the `vrrpAuthPass` secret, which travels in clear text).",
+    )
+    advert_interval: float = Field(
+        0.1, gt=0, le=255, description="Seconds between adverts. A backup takes over after about 3 adverts are missed, so 0.1 gives ~0.35 s takeover. Version 2 rounds it to whole seconds (the seed used 1)."
+    )
+    router_ids: dict[str, int] = Field(
+        default_factory=lambda: {"external": 51, "internal": 52, "heartbeat": 53},
+        description="`virtual_router_id` of VI_1 (external), VI_2 (internal) and VI_3 (heartbeat); unique, 1-255.",
+    )
+    check_interval_ms: int = Field(
+        100, ge=20, le=1000, description="How often keepalived's HAProxy check polls HAProxy's loopback health port, so the VIPs leave a director whose HAProxy died within about this time."
+    )
+
+
+class Pacemaker(Strict):
+    cluster_name: str = Field("cluster_tfm", description="corosync `cluster_name`.")
+    token_ms: int = Field(1000, ge=200, le=60000, description="corosync token timeout: a lost director is noticed after about this long (corosync's default is 3000).")
+    monitor_interval_s: int = Field(2, ge=1, le=300, description="Pacemaker monitor interval of the VIP and HAProxy resources.")
+    qnetd_host: Optional[str] = Field(
+        "nas", description="Node running corosync-qnetd (the quorum arbitrator); must not be a director. `null` disables the quorum device (then 2 of 3 directors are needed)."
+    )
+    fencing: Literal["virsh", "vbox", "none"] = Field(
+        "virsh", description="Fence agent: `virsh` (fence_virsh over SSH to the libvirt host), `vbox` (fence_vbox) or `none` (explicit opt-out; `validate` warns)."
+    )
+    fence_host: str = Field("192.168.1.1", description="Address of the hypervisor host the fence agent logs into.")
+    fence_user: str = Field("fence", description="User the fence agent logs in as on the hypervisor host (its password is the `fencePassword` secret).")
+
+
+class Stats(Strict):
+    port: int = Field(7000, ge=1, le=65535, description="HAProxy stats listener port (bound on all addresses).")
+    uri: str = Field("/haproxy?stats", description="Stats page path.")
+    user: str = Field("admin", pattern=r"^[A-Za-z0-9_.-]+$", description="Stats user; the password is the `statsPassword` secret (generated when not set).")
+    refresh_s: int = Field(5, ge=1, le=3600, description="Auto-refresh of the stats page, seconds.")
+    admin_networks: list[str] = Field(
+        default_factory=lambda: ["internal", "heartbeat"],
+        description="Networks (by name) allowed to use the stats page's admin actions (besides localhost). The seed allowed everybody (`stats admin if TRUE`).",
+    )
+
+
+class HaproxyTuning(Strict):
+    timeout_connect_ms: int = Field(1000, ge=100, le=60000, description="`timeout connect`. The seed's 5000 makes a client wait 5 s per try on a dead host; with retries + redispatch 1 s is enough on a LAN.")
+    timeout_client_ms: int = Field(3000, ge=100, le=600000, description="`timeout client` (seed: 3000).")
+    timeout_server_ms: int = Field(3000, ge=100, le=600000, description="`timeout server` (seed: 3000).")
+    retries: int = Field(3, ge=0, le=20, description="Connection retries; with `option redispatch 1` every retry goes to another server.")
+    check_interval_ms: int = Field(500, ge=100, le=60000, description="Health-check interval (`inter`): a dead container is marked DOWN after `fall` failed checks.")
+    fall: int = Field(2, ge=1, le=100, description="Failed checks before a server is DOWN.")
+    rise: int = Field(2, ge=1, le=100, description="Good checks before a server is UP again.")
+    health_port: int = Field(7001, ge=1, le=65535, description="Loopback-only port HAProxy listens on so keepalived can tell that it is alive.")
+
+
+class Service(Strict):
+    name: str = Field(description="Frontend name; the backend is named after it (`haproxy-http` -> `http-servers`).")
+    port: int = Field(ge=1, le=65535, description="Port bound on the external VIP.")
+    mode: ServiceMode = Field(description="`tcp` (layer 4, round robin per connection) or `http` (layer 7, X-Forwarded-For).")
+    storage: str = Field("nfs", description="Docroot of the containers behind it: `nfs` or the name of a Gluster volume.")
+    persistence: Optional[Literal["cookie"]] = Field(
+        None, description="`cookie`: HTTP-mode stickiness through a `SERVERID` cookie (`insert indirect nocache`). Default: cookie for http, none for tcp."
+    )
+    containers: Optional[list[str]] = Field(
+        None, description="Container names behind this service. Default: every container whose docroot is this service's storage."
+    )
+    backend: Optional[str] = Field(None, description="Backend section name (default: the seed's names for the seed's services, else `<name>-servers`).")
+
+
+def _seed_services() -> list[Service]:
+    return [
+        Service(name="haproxy-http", port=8000, mode="http", storage="nfs", backend="http-servers"),
+        Service(name="haproxy-tcp", port=80, mode="tcp", storage="nfs", backend="tcp-servers"),
+        Service(name="haproxy-http_g", port=9000, mode="http", storage="gv0", backend="http-servers-g"),
+        Service(name="haproxy-tcp_g", port=90, mode="tcp", storage="gv0", backend="tcp-servers-g"),
+    ]
+
+
+class Haproxy(Strict):
+    services: list[Service] = Field(default_factory=_seed_services, description="Load-balanced services (frontend + backend pairs).")
+    stats: Stats = Field(default_factory=Stats, description="The stats page.")
+    tuning: HaproxyTuning = Field(default_factory=HaproxyTuning, description="Timeouts, retries and health checks.")
+
+
+class Container(Strict):
+    name: str = Field(description="Container name (a valid hostname; it is also the HAProxy server name and cookie).")
+    port: int = Field(ge=1, le=65535, description="Host port mapped to the container's port 80.")
+    docroot: str = Field("nfs", description="`nfs` or a Gluster volume name; mounted on /var/www/html.")
+
+
+class Backend(Strict):
+    name: str = Field(description="Docker host's hostname.")
+    aliases: list[str] = Field(default_factory=list, description="Extra /etc/hosts names (the seed's `server1`...).")
+    address: ipaddress.IPv4Address = Field(description="Internal address, reserved for this host's MAC in dnsmasq.")
+    containers: list[Container] = Field(default_factory=list, description="`php:apache` containers on this host.")
+    resources: Resources = Field(default_factory=lambda: Resources(vcpus=2, memory_mib=2048), description="vCPU and memory.")
+
+
+def _seed_backends() -> list[Backend]:
+    out = []
+    for host, gport in ((2, 8084), (3, 8085), (4, 8086)):
+        containers = [Container(name=f"cluster{host}{i}p", port=8080 + i, docroot="nfs") for i in (1, 2, 3)]
+        containers.append(Container(name=f"cluster{host}4p", port=gport, docroot="gv0"))
+        out.append(Backend(name=f"cluster{host}", aliases=[f"server{host - 1}"], address=f"10.0.100.{host}", containers=containers))
+    return out
+
+
+class Raid(Strict):
+    level: Literal[0, 1, 5, 6, 10] = Field(5, description="mdadm RAID level.")
+    disks: int = Field(3, ge=1, le=16, description="Member disks (RAID5 needs 3 or more, RAID6 4, RAID1 2, RAID10 4).")
+    disk_size_mib: int = Field(200, ge=20, le=10_000_000, description="Size of each member disk, MiB.")
+    chunk_kib: int = Field(512, ge=4, le=65536, description="Chunk size, KiB (mdadm's default, as in the seed).")
+    device: str = Field("/dev/md0", pattern=r"^/dev/md\d+$", description="md device.")
+    mountpoint: str = Field("/raid", pattern=r"^/[A-Za-z0-9_./-]+$", description="Where the array's filesystem is mounted (and exported).")
+    filesystem: Literal["ext4", "xfs"] = Field("ext4", description="Filesystem on the array.")
+
+
+class Bond(Strict):
+    mode: BondMode = Field(BondMode.active_backup, description="Linux bonding mode; active-backup works without switch support.")
+    interfaces: list[str] = Field(default_factory=lambda: ["enp0s3", "enp0s8"], description="Slave NICs, in NIC order.")
+    miimon_ms: int = Field(100, ge=0, le=10000, description="`bond-miimon`.")
+    updelay_ms: int = Field(200, ge=0, le=100000, description="`bond-updelay`.")
+    downdelay_ms: int = Field(200, ge=0, le=100000, description="`bond-downdelay`.")
+    fail_over_mac: Literal["none", "active", "follow"] = Field("active", description="`fail_over_mac` (the seed's `1` is `active`).")
+
+
+class Nas(Strict):
+    name: str = Field("nas", description="Hostname.")
+    address: ipaddress.IPv4Address = Field(ipaddress.IPv4Address("10.0.100.100"), description="Internal address (on bond0).")
+    raid: Raid = Field(default_factory=Raid, description="Software RAID of the NFS share.")
+    bond: Bond = Field(default_factory=Bond, description="NIC bonding.")
+    export_options: str = Field("rw,no_root_squash,sync,no_subtree_check", description="/etc/exports options for the internal network.")
+    mount_options: str = Field("auto,nofail,bg,rsize=8192,wsize=8192", description="Clients' NFS mount options (the seed's).")
+    resources: Resources = Field(default_factory=lambda: Resources(vcpus=1, memory_mib=512), description="vCPU and memory.")
+
+
+class GlusterServer(Strict):
+    name: str = Field(description="Hostname.")
+    address: ipaddress.IPv4Address = Field(description="Internal address (NIC enp0s3), reserved in dnsmasq.")
+    resources: Resources = Field(default_factory=Resources, description="vCPU and memory.")
+
+
+class GlusterVolume(Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="Volume name.")
+    replica: int = Field(1, ge=1, le=16, description="Replica count (1 = pure distribute). Bricks must be a multiple of it.")
+    brick: int = Field(ge=1, le=16, description="Which brick disk of every server holds this volume (1 -> /export/brick1/data).")
+    mountpoint: str = Field(pattern=r"^/[A-Za-z0-9_./-]+$", description="Where Docker hosts mount it.")
+    options: dict[str, str] = Field(
+        default_factory=lambda: {"network.ping-timeout": "5", "cluster.heal-timeout": "10"},
+        description="`gluster volume set` options. Gluster's 42 s ping-timeout stalls clients ~45 s when a server vanishes; 5 s keeps a web request's stall short.",
+    )
+
+
+class Gluster(Strict):
+    servers: list[GlusterServer] = Field(
+        default_factory=lambda: [GlusterServer(name=f"gluster{i}", address=f"10.0.100.{4 + i}") for i in (1, 2, 3)],
+        description="Gluster servers; the first one probes the others and creates the volumes.",
+    )
+    bricks_per_server: int = Field(2, ge=1, le=16, description="Brick disks per server (XFS, /export/brickN).")
+    brick_size_mib: int = Field(500, ge=100, le=10_000_000, description="Size of each brick disk, MiB.")
+    volumes: list[GlusterVolume] = Field(
+        default_factory=lambda: [
+            GlusterVolume(name="gv0", replica=3, brick=1, mountpoint="/gluster/gfs-r"),
+            GlusterVolume(name="gv1", replica=1, brick=2, mountpoint="/gluster/gfs-d"),
+        ],
+        description="Volumes: gv0 replica 3 (the Gluster docroot), gv1 distribute.",
+    )
+
+
+class Docker(Strict):
+    image: str = Field("php:apache", description="Container image of every web container.")
+    docroot_subdir: str = Field("www", pattern=r"^[A-Za-z0-9_.-]+$", description="Folder inside each storage's mount used as docroot (`/nfs/raid/www`, `/gluster/gfs-r/www`).")
+    nfs_mountpoint: str = Field("/nfs", description="Where Docker hosts mount the NAS's NFSv4 root.")
+
+
+class Cluster(Strict):
+    domain: str = Field("cluster", pattern=r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$", description="DNS domain of every node (`cluster2.cluster`).")
+    networks: Networks = Field(default_factory=Networks, description="The three networks.")
+    vips: Vips = Field(default_factory=Vips, description="Virtual IPs held by the active director.")
+    dhcp: Dhcp = Field(default_factory=Dhcp, description="dnsmasq DHCP on the master director.")
+    directors: list[Director] = Field(default_factory=_seed_directors, description="2 or 3 load-balancer nodes; the highest priority is the master.")
+    vrrp: Vrrp = Field(default_factory=Vrrp, description="keepalived settings (haStack: keepalived).")
+    pacemaker: Pacemaker = Field(default_factory=Pacemaker, description="Corosync/Pacemaker settings (haStack: pacemaker).")
+    haproxy: Haproxy = Field(default_factory=Haproxy, description="Load balancer services, stats page and tuning.")
+    backends: list[Backend] = Field(default_factory=_seed_backends, description="Docker hosts and their containers.")
+    nas: Nas = Field(default_factory=Nas, description="The NFS server.")
+    gluster: Gluster = Field(default_factory=Gluster, description="The GlusterFS pool.")
+    docker: Docker = Field(default_factory=Docker, description="Container settings shared by every Docker host.")
+
+
+class Libvirt(Strict):
+    uri: str = Field("qemu:///system", description="Default libvirt connection URI (`qemu+ssh://user@host/system` for a remote host).")
+    domain_type: Literal["kvm", "qemu"] = Field("kvm", description="`kvm`, or `qemu` on hosts without /dev/kvm.")
+    pool_path: str = Field("/var/lib/libvirt/images/ha-web-cluster", description="Directory of the storage pool.")
+    host_address: Optional[ipaddress.IPv4Address] = Field(
+        None, description="The hypervisor host's own address on the internal network, so Pulumi can SSH to internal-only nodes (default: the last usable address of the internal network)."
+    )
+    hosts: dict[str, str] = Field(default_factory=dict, description="Extra hypervisor hosts: name -> libvirt URI.")
+    placement: dict[str, str] = Field(default_factory=dict, description="Node name -> host name from `hosts` (nodes not listed go to `uri`).")
+
+
+class PortForward(Strict):
+    name: str = Field(description="Rule name.")
+    host_port: int = Field(ge=1, le=65535, description="Port on the VirtualBox host.")
+    guest_port: int = Field(ge=1, le=65535, description="Port on the external VIP.")
+
+
+def _seed_forwards() -> list[PortForward]:
+    return [
+        PortForward(name="HAProxy-HTTP", host_port=8000, guest_port=8000),
+        PortForward(name="HAProxy-TCP", host_port=8800, guest_port=80),
+        PortForward(name="HAProxy-HTTP-gluster", host_port=9000, guest_port=9000),
+        PortForward(name="HAProxy-TCP-gluster", host_port=9900, guest_port=90),
+        PortForward(name="HA-Estado", host_port=7000, guest_port=7000),
+    ]
+
+
+class Virtualbox(Strict):
+    nat_network: str = Field("red-nat-1", description="Name of the VirtualBox NAT network (external).")
+    base_folder: str = Field("~/VirtualBox VMs/ha-web-cluster", description="Where VMs and disks are created.")
+    port_forwards: list[PortForward] = Field(default_factory=_seed_forwards, description="NAT-network port forwards to the external VIP (the seed's table 8).")
+    ssh_base_port: int = Field(2200, ge=1024, le=65000, description="Host port of the first node's SSH forward (node i gets base+i), so Pulumi reaches every node.")
+
+
+class StackConfig(Strict):
+    """Everything under `ha-web-cluster:` in a stack file, secrets excluded."""
+
+    hypervisor: Hypervisor = Field(Hypervisor.libvirt, description="`libvirt` or `virtualbox`.")
+    ha_stack: HaStack = Field(HaStack.keepalived, description="`keepalived` (VRRP) or `pacemaker` (Corosync + Pacemaker).")
+    base_image_url: str = Field(
+        "https://cloud.debian.org/images/cloud/bookworm/latest/debian-12-genericcloud-amd64.qcow2",
+        description="Debian 12 cloud image every VM is cloned from (URL or local path).",
+    )
+    ssh_user: str = Field("debian", pattern=r"^[a-z_][a-z0-9_-]*$", description="User created by cloud-init and used by Pulumi's SSH steps.")
+    ssh_public_key: Optional[str] = Field(None, description="Public key for `sshUser`; by default derived from the `sshPrivateKey` secret (generated when not set).")
+    libvirt: Libvirt = Field(default_factory=Libvirt, description="libvirt settings (hypervisor: libvirt).")
+    virtualbox: Virtualbox = Field(default_factory=Virtualbox, description="VirtualBox settings (hypervisor: virtualbox).")
+    cluster: Cluster = Field(default_factory=Cluster, description="The cluster's topology.")
+
+
+# Secret stack keys: never part of the model, always `pulumi config set --secret`.
+SECRET_KEYS: dict[str, str] = {
+    "vrrpAuthPass": "VRRP `auth_pass` (only used with vrrp.version 2); 8 characters at most.",
+    "statsPassword": "HAProxy stats page password.",
+    "haclusterPassword": "Password of the `hacluster` user (pacemaker).",
+    "corosyncKey": "corosync authkey, base64 of 128+ random bytes (pacemaker).",
+    "fencePassword": "Password the fence agent uses on the hypervisor host (pacemaker).",
+    "sshPrivateKey": "OpenSSH private key Pulumi uses to reach the nodes (its public half goes into cloud-init).",
+}

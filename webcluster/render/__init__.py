@@ -1,0 +1,73 @@
+"""Render a validated stack config into a ClusterPlan: every node's files and ordered steps.
+
+The order in which steps wait for each other is decided here, once: NFS export before
+client mounts, Gluster peers before volumes before mounts, content before containers,
+directors (DHCP, NAT, VIPs) before internal-only nodes, and a smoke check last.
+"""
+
+from __future__ import annotations
+
+from ..model import StackConfig
+from ..topology import ROLE_GLUSTER, ROLE_NAS, Topology
+from .backend import add_backend, add_containers, add_content
+from .builder import NodeBuilder
+from .cloudinit import cloud_init_documents
+from .common import add_base
+from .director import add_director, add_smoke_check
+from .plan import ClusterPlan, NodePlan, StepRef
+from .storage import add_gluster_server, add_gluster_volumes, add_nas
+
+__all__ = ["render_cluster", "ClusterPlan"]
+
+
+def render_cluster(config: StackConfig) -> ClusterPlan:
+    topo = Topology(config)
+    builders = {n.name: NodeBuilder(topo, NodePlan(n.name, n.role)) for n in topo.nodes}
+
+    # Directors first: everything on the internal network needs their DHCP, DNS, NAT and VIP.
+    ha_ready: list[StepRef] = []
+    for d in topo.directors:
+        ha_ready.append(add_director(builders[d.name], d).ref)
+    network_ready = [builders[topo.master.name].plan.step("30-dnsmasq").ref, *ha_ready]
+    for b in builders.values():
+        add_base(b, network_ready)
+
+    storage_ready: dict[str, StepRef] = {}
+    nas = topo.nodes_with_role(ROLE_NAS)[0]
+    storage_ready["nfs"] = add_nas(builders[nas.name]).ref
+    gluster = topo.nodes_with_role(ROLE_GLUSTER)
+    if gluster:
+        bricks = [add_gluster_server(builders[g.name]).ref for g in gluster]
+        volumes = add_gluster_volumes(builders[gluster[0].name], bricks).ref
+        for v in topo.cluster.gluster.volumes:
+            storage_ready[v.name] = volumes
+
+    containers_ready: list[StepRef] = []
+    content_step = None
+    for backend in topo.cluster.backends:
+        b = builders[backend.name]
+        mounts_step, docker_step = add_backend(b, backend, storage_ready)
+        if content_step is None:
+            content_step = add_content(b, topo.storages_in_use(), mounts_step.ref)
+        containers_ready.append(add_containers(b, backend, [docker_step.ref, mounts_step.ref, content_step.ref]).ref)
+
+    add_smoke_check(builders[topo.master.name], containers_ready + ha_ready)
+
+    nodes = {name: b.plan for name, b in builders.items()}
+    cloud_init = {n.name: cloud_init_documents(topo, n) for n in topo.nodes}
+    _check_references(nodes)
+    return ClusterPlan(nodes=nodes, cloud_init=cloud_init)
+
+
+def _check_references(nodes: dict[str, NodePlan]) -> None:
+    """Every dependency names an existing step and every carried file exists: fail at render time, not at deploy time."""
+    refs = {s.ref for n in nodes.values() for s in n.steps}
+    for n in nodes.values():
+        for s in n.steps:
+            missing = [str(r) for r in s.after if r not in refs]
+            if missing:
+                raise ValueError(f"{s.ref} waits for unknown step(s) {', '.join(missing)}")
+            for path in s.files:
+                if path not in n.files:
+                    raise ValueError(f"{s.ref} carries {path}, which is not rendered for {n.name}")
+

@@ -1,0 +1,79 @@
+"""Docker hosts: Docker, the shared docroot mounts, the web content and the containers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..model import Backend
+from ..topology import Topology
+from .builder import NodeBuilder
+from .content import add_content_files
+from .plan import Step, StepRef
+
+CONTAINERS_DIR = "/etc/ha-web-cluster/containers"
+RECONCILE = "/usr/local/sbin/hawc-containers"
+FSTAB = "/etc/ha-web-cluster/fstab"
+
+
+@dataclass(frozen=True)
+class Mount:
+    source: str
+    target: str
+    fstype: str
+    options: str
+
+
+def mounts(topo: Topology, backend: Backend) -> list[Mount]:
+    """Only the storages this host's containers use."""
+    c = topo.cluster
+    used = {k.docroot for k in backend.containers}
+    out = []
+    if "nfs" in used:
+        out.append(Mount(f"{c.nas.name}:/", c.docker.nfs_mountpoint, "nfs", c.nas.mount_options))
+    servers = [s.name for s in c.gluster.servers]
+    for v in c.gluster.volumes:
+        if v.name in used:
+            backup = ":".join(servers[1:])
+            opts = "defaults,_netdev" + (f",backup-volfile-servers={backup}" if backup else "")
+            out.append(Mount(f"{servers[0]}:/{v.name}", v.mountpoint, "glusterfs", opts))
+    return out
+
+
+def container_env_path(name: str) -> str:
+    return f"{CONTAINERS_DIR}/{name}.env"
+
+
+def add_backend(b: NodeBuilder, backend: Backend, storage_ready: dict[str, StepRef]) -> tuple[Step, Step]:
+    """Docker and the mounts; returns (mounts step, docker step)."""
+    topo = b.topo
+    docker = b.step("10-docker", "Docker engine and the web image", "steps/backend/10-docker.sh.j2", image=topo.cluster.docker.image)
+    ms = mounts(topo, backend)
+    fstab = b.file(FSTAB, "backend/fstab.j2", node=backend, mounts=ms)
+    wait = [storage_ready[k] for k in sorted({k.docroot for k in backend.containers}) if k in storage_ready]
+    mount_step = b.step("20-mounts", "NFS and Gluster docroot mounts", "steps/backend/20-mounts.sh.j2", files=[fstab], after=wait)
+    return mount_step, docker
+
+
+def add_content(b: NodeBuilder, storages: list[str], after: StepRef) -> Step:
+    """Publish the web pages into every shared docroot in use (once, from one host)."""
+    topo = b.topo
+    files = add_content_files(b)
+    docroots = [topo.docroot(s) for s in storages]
+    return b.step("30-content", "web content into the shared docroots", "steps/backend/30-content.sh.j2", files=files, after=[after], docroots=docroots, sources=files)
+
+
+def add_containers(b: NodeBuilder, backend: Backend, after: list[StepRef]) -> Step:
+    topo = b.topo
+    files = []
+    for k in backend.containers:
+        files.append(b.file(container_env_path(k.name), "backend/container.env.j2", c=k, host=backend.name, image=topo.cluster.docker.image, docroot=topo.docroot(k.docroot)))
+    script = b.file(RECONCILE, "backend/hawc-containers.j2", mode=0o755, definitions=CONTAINERS_DIR)
+    files.append(script)
+    return b.step(
+        "40-containers",
+        f"{len(backend.containers)} web containers",
+        "steps/backend/40-containers.sh.j2",
+        files=files,
+        after=after,
+        reconcile=RECONCILE,
+    )

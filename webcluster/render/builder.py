@@ -1,0 +1,51 @@
+"""Small helpers every role module uses to add files and steps to a node's plan."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from ..topology import Topology
+from .plan import NodePlan, RenderedFile, Step, StepRef
+from .templating import render
+
+
+class NodeBuilder:
+    """Wraps one NodePlan: renders templates into files, and step templates into steps."""
+
+    def __init__(self, topo: Topology, plan: NodePlan):
+        self.topo = topo
+        self.plan = plan
+
+    @property
+    def name(self) -> str:
+        return self.plan.name
+
+    def file(self, path: str, template: str, mode: int = 0o644, **context: Any) -> str:
+        self.plan.add(RenderedFile(path, render(template, **context), mode))
+        return path
+
+    def raw(self, path: str, content: str | bytes, mode: int = 0o644) -> str:
+        self.plan.add(RenderedFile(path, content, mode))
+        return path
+
+    def step(
+        self,
+        name: str,
+        description: str,
+        template: str,
+        files: Iterable[str] = (),
+        after: Iterable[StepRef] = (),
+        **context: Any,
+    ) -> Step:
+        script = render(template, step=name, node=self.name, description=description, **context)
+        step = Step(
+            node=self.name,
+            name=name,
+            description=description,
+            script=script,
+            files=tuple(files),
+            after=tuple(sorted(set(after), key=str)),
+        )
+        self.plan.steps.append(step)
+        self.plan.steps.sort(key=lambda s: s.name)
+        return step

@@ -1,0 +1,134 @@
+"""Director files and steps: sysctl, NAT, dnsmasq, HAProxy, the HA stack, the smoke check."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..model import Director
+from ..topology import Topology
+from . import placeholders
+from .builder import NodeBuilder
+from .hastack import ha_stack_for
+from .plan import Step, StepRef
+
+SYSCTL_FILE = "/etc/sysctl.d/60-ha-web-cluster.conf"
+DNSMASQ_HOSTS = "/etc/dnsmasq.hosts.conf"
+
+
+@dataclass(frozen=True)
+class Reservation:
+    mac: str
+    address: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Member:
+    name: str
+    host: str
+    port: int
+
+
+@dataclass(frozen=True)
+class ServiceView:
+    name: str
+    port: int
+    mode: str
+    backend: str
+    cookie: bool
+    members: tuple[Member, ...]
+
+
+def reservations(topo: Topology) -> list[Reservation]:
+    """DHCP reservations (MAC -> address -> name), generated from the model as the seed wished."""
+    out = []
+    for node in topo.dhcp_nodes:
+        nic = next(n for n in node.nics if n.dhcp)
+        out.append((nic.address, Reservation(nic.mac, str(nic.address), node.name)))
+    return [r for _, r in sorted(out, key=lambda row: row[0])]
+
+
+def service_views(topo: Topology) -> list[ServiceView]:
+    views = []
+    for s in topo.cluster.haproxy.services:
+        members = tuple(Member(c.name, b.name, c.port) for b, c in topo.service_members(s))
+        views.append(ServiceView(s.name, s.port, s.mode.value, topo.backend_section(s), topo.persistence(s) == "cookie", members))
+    return views
+
+
+def add_director(b: NodeBuilder, director: Director) -> Step:
+    """All of a director's configuration; returns the step after which it may hold the VIPs."""
+    topo = b.topo
+    c = topo.cluster
+    is_master = director.name == topo.master.name
+    sysctl = b.file(SYSCTL_FILE, "director/sysctl.conf.j2")
+    b.step("10-sysctl", "IP forwarding and non-local bind", "steps/director/10-sysctl.sh.j2", files=[sysctl], sysctl_file=SYSCTL_FILE)
+    nft = b.file("/etc/nftables.conf", "director/nftables.conf.j2", mode=0o755, internal=c.networks.internal.cidr, external_if="enp0s3")
+    b.step("20-nat", "NAT of the internal network", "steps/director/20-nat.sh.j2", files=[nft], internal=c.networks.internal.cidr)
+    _add_dnsmasq(b, director, is_master)
+    admin_sources = [str(topo.network_of(n)) for n in c.haproxy.stats.admin_networks]
+    haproxy_cfg = b.file(
+        "/etc/haproxy/haproxy.cfg",
+        "director/haproxy.cfg.j2",
+        director=director,
+        t=c.haproxy.tuning,
+        services=service_views(topo),
+        vip=c.vips.external,
+        stats=c.haproxy.stats,
+        stats_password=placeholders.secret("statsPassword"),
+        description=topo.director_description(director),
+        admin_sources=admin_sources,
+    )
+    haproxy = b.step(
+        "40-haproxy",
+        "HAProxy load balancer",
+        "steps/director/40-haproxy.sh.j2",
+        files=[haproxy_cfg],
+        services=len(c.haproxy.services),
+    )
+    return ha_stack_for(topo).add_director(b, director, haproxy.ref)
+
+
+def _add_dnsmasq(b: NodeBuilder, director: Director, is_master: bool) -> None:
+    topo = b.topo
+    c = topo.cluster
+    files = []
+    res = reservations(topo)
+    if is_master:
+        files.append(b.file(DNSMASQ_HOSTS, "director/dnsmasq.hosts.conf.j2", reservations=res))
+        files.append(b.file("/etc/ethers", "director/ethers.j2", reservations=res))
+    gateway = c.networks.external.gateway
+    files.append(
+        b.file(
+            "/etc/dnsmasq.conf",
+            "director/dnsmasq.conf.j2",
+            director=director,
+            interface="enp0s8",
+            domain=c.domain,
+            upstream=str(gateway) if gateway else None,
+            dhcp=c.dhcp if is_master else None,
+            router=c.vips.internal,
+            hostsfile=DNSMASQ_HOSTS,
+        )
+    )
+    b.step(
+        "30-dnsmasq",
+        "dnsmasq: DNS for the internal network" + (", DHCP reservations" if is_master else ""),
+        "steps/director/30-dnsmasq.sh.j2",
+        files=files,
+        dhcp=is_master,
+        reservations=len(res),
+    )
+
+
+def add_smoke_check(b: NodeBuilder, wait_for: list[StepRef]) -> Step:
+    """The deployment's last step: every service answers through the external VIP."""
+    c = b.topo.cluster
+    return b.step(
+        "90-smoke",
+        "smoke check: every service answers through the VIP",
+        "steps/director/90-smoke.sh.j2",
+        after=wait_for,
+        services=c.haproxy.services,
+        vip=c.vips.external,
+    )

@@ -1,0 +1,79 @@
+"""The HA stack switch: which files and steps move the VIPs between directors.
+
+One implementation per stack, chosen once in :func:`ha_stack_for`; nothing else in
+the renderer asks which stack is in use.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Protocol
+
+from ..model import Director
+from ..topology import Topology
+from . import placeholders
+from .builder import NodeBuilder
+from .plan import Step, StepRef
+
+KEEPALIVED_CONF = "/etc/keepalived/keepalived.conf"
+CHECK_HAPROXY = "/etc/keepalived/check_haproxy.sh"
+
+
+class HaStackRenderer(Protocol):
+    def add_director(self, b: NodeBuilder, director: Director, haproxy_step: StepRef) -> Step:
+        """Add this stack's files and steps to a director; return the step after which it can hold the VIPs."""
+
+
+class KeepalivedStack:
+    """keepalived VRRP: sync group VG1 (VI_1 external + VI_2 internal), VI_3 on the heartbeat."""
+
+    def __init__(self, topo: Topology):
+        self.topo = topo
+
+    def add_director(self, b: NodeBuilder, director: Director, haproxy_step: StepRef) -> Step:
+        c = self.topo.cluster
+        vrrp = c.vrrp
+        interval_ms = vrrp.check_interval_ms
+        polls = max(1, math.floor((1000 - 2 * interval_ms) / interval_ms))
+        check = b.file(
+            CHECK_HAPROXY,
+            "director/check_haproxy.sh.j2",
+            mode=0o755,
+            port=c.haproxy.tuning.health_port,
+            polls=polls,
+            interval_ms=interval_ms,
+            interval_s=f"{interval_ms / 1000:g}",
+        )
+        instances = [
+            {"name": "VI_1", "interface": "enp0s3", "router_id": vrrp.router_ids["external"], "vip": f"{c.vips.external}/{c.networks.external.cidr.prefixlen}"},
+            {"name": "VI_2", "interface": "enp0s8", "router_id": vrrp.router_ids["internal"], "vip": f"{c.vips.internal}/{c.networks.internal.cidr.prefixlen}"},
+            {"name": "VI_3", "interface": "enp0s9", "router_id": vrrp.router_ids["heartbeat"], "vip": None},
+        ]
+        advert = vrrp.advert_interval if vrrp.version == 3 else max(1, round(vrrp.advert_interval))
+        conf = b.file(
+            KEEPALIVED_CONF,
+            "director/keepalived.conf.j2",
+            director=director,
+            vrrp=vrrp,
+            state="MASTER" if director.name == self.topo.master.name else "BACKUP",
+            advert_int=f"{advert:g}",
+            auth_pass=placeholders.secret("vrrpAuthPass"),
+            check_script=CHECK_HAPROXY,
+            instances=instances,
+        )
+        return b.step(
+            "50-keepalived",
+            "keepalived VRRP (VIPs follow the highest-priority director whose HAProxy is alive)",
+            "steps/director/50-keepalived.sh.j2",
+            files=[conf, check],
+            after=[haproxy_step],
+            priority=director.priority,
+        )
+
+
+def ha_stack_for(topo: Topology) -> HaStackRenderer:
+    if topo.config.ha_stack.value == "pacemaker":
+        from .pacemaker import PacemakerStack
+
+        return PacemakerStack(topo)
+    return KeepalivedStack(topo)

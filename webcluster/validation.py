@@ -1,0 +1,310 @@
+"""Cross-field rules of a stack config; every error is collected and names its key path.
+
+Field-level checks (types, ranges, unknown keys, enum values) come from pydantic;
+the rules here need several fields at once. Both end up as :class:`Problem` rows so
+a user sees everything wrong in one run, before any resource is declared.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+from typing import Any, Iterable, Iterator
+
+from pydantic import ValidationError
+
+from .model import SECRET_KEYS, StackConfig
+
+HOSTNAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+MIN_RAID_DISKS = {0: 2, 1: 2, 5: 3, 6: 4, 10: 4}
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: str
+    message: str
+    severity: str = "error"  # or "warning"
+
+    def __str__(self) -> str:
+        return f"{self.severity}: {self.path}: {self.message}"
+
+
+class ConfigError(Exception):
+    """Raised with every problem of a stack config at once."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+def _loc_to_path(loc: Iterable[Any]) -> str:
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += ("." if path else "") + str(part)
+    return path
+
+
+def parse(values: dict[str, Any]) -> tuple[StackConfig, list[Problem]]:
+    """Parse stack values (keys without the project prefix, secrets removed).
+
+    Returns the config and its warnings; raises ConfigError listing every error.
+    """
+    try:
+        config = StackConfig.model_validate(values)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            path = _loc_to_path(err["loc"]) or "(top level)"
+            msg = err["msg"]
+            if err["type"] == "extra_forbidden":
+                msg = "unknown key"
+                if err["loc"] and err["loc"][0] in SECRET_KEYS and len(err["loc"]) == 1:
+                    msg = "is a secret key: set it with `pulumi config set --secret`"
+            problems.append(Problem(path, msg))
+        raise ConfigError(problems) from None
+    problems = list(check(config))
+    errors = [p for p in problems if p.severity == "error"]
+    if errors:
+        raise ConfigError(problems)
+    return config, problems
+
+
+# --------------------------------------------------------------------------- rules
+
+
+def check(config: StackConfig) -> Iterator[Problem]:
+    """Every cross-field rule; yields problems in key order."""
+    yield from _check_networks(config)
+    yield from _check_names(config)
+    yield from _check_addresses(config)
+    yield from _check_directors(config)
+    yield from _check_backends(config)
+    yield from _check_services(config)
+    yield from _check_storage(config)
+    yield from _check_platform(config)
+
+
+def _check_networks(config: StackConfig) -> Iterator[Problem]:
+    c = config.cluster
+    nets = {"external": c.networks.external, "internal": c.networks.internal, "heartbeat": c.networks.heartbeat}
+    names = list(nets)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            if nets[a].cidr.overlaps(nets[b].cidr):
+                yield Problem(f"cluster.networks.{b}.cidr", f"{nets[b].cidr} overlaps the {a} network {nets[a].cidr}")
+    for name, net in nets.items():
+        if net.gateway is not None and net.gateway not in net.cidr:
+            yield Problem(f"cluster.networks.{name}.gateway", f"{net.gateway} is not inside {net.cidr}")
+    internal = c.networks.internal.cidr
+    for key in ("start", "end"):
+        addr = getattr(c.dhcp, key)
+        if addr not in internal:
+            yield Problem(f"cluster.dhcp.{key}", f"{addr} is not inside the internal network {internal}")
+    if c.dhcp.start > c.dhcp.end:
+        yield Problem("cluster.dhcp.end", f"{c.dhcp.end} comes before the range start {c.dhcp.start}")
+    for key, network in (("external", "external"), ("internal", "internal")):
+        vip = getattr(c.vips, key)
+        if vip not in nets[network].cidr:
+            yield Problem(f"cluster.vips.{key}", f"{vip} is not inside the {network} network {nets[network].cidr}")
+    if c.dhcp.start <= c.vips.internal <= c.dhcp.end:
+        yield Problem("cluster.vips.internal", f"{c.vips.internal} is inside the DHCP range {c.dhcp.start}-{c.dhcp.end}")
+
+
+def _node_names(config: StackConfig) -> list[tuple[str, str]]:
+    c = config.cluster
+    out = [(f"cluster.directors[{i}].name", d.name) for i, d in enumerate(c.directors)]
+    out.append(("cluster.nas.name", c.nas.name))
+    out += [(f"cluster.gluster.servers[{i}].name", s.name) for i, s in enumerate(c.gluster.servers)]
+    out += [(f"cluster.backends[{i}].name", b.name) for i, b in enumerate(c.backends)]
+    return out
+
+
+def _check_names(config: StackConfig) -> Iterator[Problem]:
+    c = config.cluster
+    nodes = _node_names(config)
+    aliases = [(f"cluster.directors[{i}].aliases[{j}]", a) for i, d in enumerate(c.directors) for j, a in enumerate(d.aliases)]
+    aliases += [(f"cluster.backends[{i}].aliases[{j}]", a) for i, b in enumerate(c.backends) for j, a in enumerate(b.aliases)]
+    containers = [(f"cluster.backends[{i}].containers[{j}].name", k.name) for i, b in enumerate(c.backends) for j, k in enumerate(b.containers)]
+    all_names = nodes + aliases + containers
+    for path, name in all_names:
+        if not HOSTNAME.match(name):
+            yield Problem(path, f"{name!r} is not a valid hostname (lowercase letters, digits and '-', 1-63 characters)")
+    yield from _duplicates(all_names, "name")
+
+
+def _duplicates(items: list[tuple[str, Any]], what: str) -> Iterator[Problem]:
+    """Report every later occurrence of a value already used earlier."""
+    seen: dict[Any, str] = {}
+    for path, value in items:
+        if value in seen:
+            yield Problem(path, f"{what} {value} is already used by {seen[value]}")
+        else:
+            seen[value] = path
+
+
+def _check_addresses(config: StackConfig) -> Iterator[Problem]:
+    c = config.cluster
+    nets = c.networks
+    addrs: list[tuple[str, ipaddress.IPv4Address, str]] = []
+    for i, d in enumerate(c.directors):
+        for key in ("external", "internal", "heartbeat"):
+            addrs.append((f"cluster.directors[{i}].{key}", getattr(d, key), key))
+    addrs.append(("cluster.nas.address", c.nas.address, "internal"))
+    addrs += [(f"cluster.gluster.servers[{i}].address", s.address, "internal") for i, s in enumerate(c.gluster.servers)]
+    addrs += [(f"cluster.backends[{i}].address", b.address, "internal") for i, b in enumerate(c.backends)]
+    for path, addr, net in addrs:
+        cidr = getattr(nets, net).cidr
+        if addr not in cidr:
+            yield Problem(path, f"{addr} is not inside the {net} network {cidr}")
+        elif addr in (cidr.network_address, cidr.broadcast_address):
+            yield Problem(path, f"{addr} is the network or broadcast address of {cidr}")
+    taken = [(p, a) for p, a, _ in addrs]
+    for key, vip in (("external", c.vips.external), ("internal", c.vips.internal)):
+        taken.append((f"cluster.vips.{key}", vip))
+    for key in ("external", "internal", "heartbeat"):
+        gw = getattr(nets, key).gateway
+        if gw is not None:
+            taken.append((f"cluster.networks.{key}.gateway", gw))
+    yield from _duplicates(taken, "address")
+    static = [(p, a) for p, a, net in addrs if net == "internal" and ".backends[" not in p and ".gluster." not in p]
+    for path, addr in static:
+        if c.dhcp.start <= addr <= c.dhcp.end:
+            yield Problem(path, f"{addr} is a static address inside the DHCP range {c.dhcp.start}-{c.dhcp.end}")
+
+
+def _check_directors(config: StackConfig) -> Iterator[Problem]:
+    c = config.cluster
+    if not 2 <= len(c.directors) <= 3:
+        yield Problem("cluster.directors", f"needs 2 or 3 directors, found {len(c.directors)}")
+    yield from _duplicates([(f"cluster.directors[{i}].priority", d.priority) for i, d in enumerate(c.directors)], "priority")
+    ids = c.vrrp.router_ids
+    for key in ("external", "internal", "heartbeat"):
+        if key not in ids:
+            yield Problem(f"cluster.vrrp.routerIds.{key}", "missing")
+    for key, value in ids.items():
+        if key not in ("external", "internal", "heartbeat"):
+            yield Problem(f"cluster.vrrp.routerIds.{key}", "unknown network (external, internal or heartbeat)")
+        elif not 1 <= value <= 255:
+            yield Problem(f"cluster.vrrp.routerIds.{key}", f"{value} is outside 1-255")
+    yield from _duplicates([(f"cluster.vrrp.routerIds.{k}", v) for k, v in ids.items()], "router id")
+    if config.ha_stack.value == "keepalived" and c.vrrp.version == 2 and c.vrrp.advert_interval != int(c.vrrp.advert_interval):
+        yield Problem("cluster.vrrp.advertInterval", "VRRP version 2 only supports whole seconds; use version 3 for sub-second adverts")
+    pm = c.pacemaker
+    if config.ha_stack.value == "pacemaker":
+        director_names = {d.name for d in c.directors}
+        node_names = {n for _, n in _node_names(config)}
+        if pm.qnetd_host is not None:
+            if pm.qnetd_host in director_names:
+                yield Problem("cluster.pacemaker.qnetdHost", f"{pm.qnetd_host} is a director; the quorum arbitrator must be another node")
+            elif pm.qnetd_host not in node_names:
+                yield Problem("cluster.pacemaker.qnetdHost", f"{pm.qnetd_host} is not a node of the cluster")
+        if pm.fencing == "none":
+            yield Problem("cluster.pacemaker.fencing", "fencing is off: a partitioned director can keep the VIPs and cause a split brain", "warning")
+        if pm.fencing == "vbox" and config.hypervisor.value != "virtualbox":
+            yield Problem("cluster.pacemaker.fencing", "fence_vbox needs hypervisor: virtualbox")
+        if pm.fencing == "virsh" and config.hypervisor.value != "libvirt":
+            yield Problem("cluster.pacemaker.fencing", "fence_virsh needs hypervisor: libvirt")
+
+
+def _check_backends(config: StackConfig) -> Iterator[Problem]:
+    c = config.cluster
+    if not c.backends:
+        yield Problem("cluster.backends", "needs at least one Docker host")
+    storages = {"nfs"} | {v.name for v in c.gluster.volumes}
+    reserved = {c.haproxy.stats.port}
+    for i, b in enumerate(c.backends):
+        ports = [(f"cluster.backends[{i}].containers[{j}].port", k.port) for j, k in enumerate(b.containers)]
+        yield from _duplicates(ports, "host port")
+        for j, k in enumerate(b.containers):
+            if k.docroot not in storages:
+                yield Problem(f"cluster.backends[{i}].containers[{j}].docroot", f"unknown storage {k.docroot!r} (known: {', '.join(sorted(storages))})")
+            if k.port in reserved or k.port == 22:
+                yield Problem(f"cluster.backends[{i}].containers[{j}].port", f"port {k.port} is reserved")
+
+
+def _check_services(config: StackConfig) -> Iterator[Problem]:
+    from .topology import Topology
+
+    c = config.cluster
+    topo = Topology(config)
+    storages = set(topo.storage_names())
+    container_names = {k.name for _, k in topo.containers()}
+    used_ports = [(f"cluster.haproxy.services[{i}].port", s.port) for i, s in enumerate(c.haproxy.services)]
+    used_ports.append(("cluster.haproxy.stats.port", c.haproxy.stats.port))
+    used_ports.append(("cluster.haproxy.tuning.healthPort", c.haproxy.tuning.health_port))
+    yield from _duplicates(used_ports, "port")
+    yield from _duplicates([(f"cluster.haproxy.services[{i}].name", s.name) for i, s in enumerate(c.haproxy.services)], "service name")
+    sections = [(f"cluster.haproxy.services[{i}].backend", topo.backend_section(s)) for i, s in enumerate(c.haproxy.services)]
+    yield from _duplicates(sections, "backend section")
+    if not c.haproxy.services:
+        yield Problem("cluster.haproxy.services", "needs at least one service")
+    for i, s in enumerate(c.haproxy.services):
+        base = f"cluster.haproxy.services[{i}]"
+        if s.storage not in storages:
+            yield Problem(f"{base}.storage", f"unknown storage {s.storage!r} (known: {', '.join(sorted(storages))})")
+        if s.persistence == "cookie" and s.mode.value != "http":
+            yield Problem(f"{base}.persistence", "cookie persistence needs mode http")
+        for j, name in enumerate(s.containers or []):
+            if name not in container_names:
+                yield Problem(f"{base}.containers[{j}]", f"no container named {name!r}")
+        members = topo.service_members(s)
+        if not members:
+            yield Problem(f"{base}.containers", f"service {s.name} has no container (none uses storage {s.storage!r})")
+        for _, k in members:
+            if k.docroot != s.storage:
+                yield Problem(f"{base}.containers", f"container {k.name} serves {k.docroot!r}, not the service's storage {s.storage!r}")
+    for j, net in enumerate(c.haproxy.stats.admin_networks):
+        if net not in ("external", "internal", "heartbeat"):
+            yield Problem(f"cluster.haproxy.stats.adminNetworks[{j}]", f"unknown network {net!r}")
+
+
+def _check_storage(config: StackConfig) -> Iterator[Problem]:
+    c = config.cluster
+    raid = c.nas.raid
+    need = MIN_RAID_DISKS[raid.level]
+    if raid.disks < need:
+        yield Problem("cluster.nas.raid.disks", f"RAID{raid.level} needs at least {need} disks, got {raid.disks}")
+    if raid.level == 10 and raid.disks % 2:
+        yield Problem("cluster.nas.raid.disks", "RAID10 needs an even number of disks")
+    if len(c.nas.bond.interfaces) < 2:
+        yield Problem("cluster.nas.bond.interfaces", "a bond needs at least 2 NICs")
+    yield from _duplicates([(f"cluster.nas.bond.interfaces[{i}]", n) for i, n in enumerate(c.nas.bond.interfaces)], "interface")
+    g = c.gluster
+    servers = len(g.servers)
+    if g.volumes and servers == 0:
+        yield Problem("cluster.gluster.servers", "volumes are defined but there is no Gluster server")
+    yield from _duplicates([(f"cluster.gluster.volumes[{i}].name", v.name) for i, v in enumerate(g.volumes)], "volume name")
+    yield from _duplicates([(f"cluster.gluster.volumes[{i}].mountpoint", v.mountpoint) for i, v in enumerate(g.volumes)], "mountpoint")
+    for i, v in enumerate(g.volumes):
+        if v.name == "nfs":
+            yield Problem(f"cluster.gluster.volumes[{i}].name", "'nfs' is the name of the NAS storage")
+        if v.brick > g.bricks_per_server:
+            yield Problem(f"cluster.gluster.volumes[{i}].brick", f"brick {v.brick} does not exist (bricksPerServer is {g.bricks_per_server})")
+        if servers and servers % v.replica:
+            yield Problem(f"cluster.gluster.volumes[{i}].replica", f"{servers} bricks (one per server) is not a multiple of replica {v.replica}")
+        if v.mountpoint == c.docker.nfs_mountpoint:
+            yield Problem(f"cluster.gluster.volumes[{i}].mountpoint", "is the NFS mountpoint")
+
+
+def _check_platform(config: StackConfig) -> Iterator[Problem]:
+    lv = config.libvirt
+    node_names = {n for _, n in _node_names(config)}
+    for node, host in lv.placement.items():
+        if node not in node_names:
+            yield Problem(f"libvirt.placement.{node}", "no node of that name")
+        if host not in lv.hosts:
+            yield Problem(f"libvirt.placement.{node}", f"unknown host {host!r} (define it under libvirt.hosts)")
+    if lv.host_address is not None:
+        internal = config.cluster.networks.internal.cidr
+        if lv.host_address not in internal:
+            yield Problem("libvirt.hostAddress", f"{lv.host_address} is not inside the internal network {internal}")
+    vb = config.virtualbox
+    yield from _duplicates([(f"virtualbox.portForwards[{i}].hostPort", f.host_port) for i, f in enumerate(vb.port_forwards)], "host port")
+    ports = {s.port for s in config.cluster.haproxy.services} | {config.cluster.haproxy.stats.port}
+    for i, f in enumerate(vb.port_forwards):
+        if f.guest_port not in ports:
+            yield Problem(f"virtualbox.portForwards[{i}].guestPort", f"no HAProxy service or stats page listens on {f.guest_port}")
