@@ -88,6 +88,10 @@ class Vips(Strict):
     internal: ipaddress.IPv4Address = Field(
         ipaddress.IPv4Address("10.0.100.200"), description="Virtual IP on the internal network: router and DNS server of the backends."
     )
+    heartbeat: ipaddress.IPv4Address = Field(
+        ipaddress.IPv4Address("10.0.50.200"),
+        description="Address of VRRP instance VI_3 on the heartbeat network. The seed's VI_3 had none, which keepalived 2.2 rejects; it also shows on the heartbeat link which director is active.",
+    )
 
 
 class Dhcp(Strict):

@@ -106,7 +106,7 @@ def _check_networks(config: StackConfig) -> Iterator[Problem]:
             yield Problem(f"cluster.dhcp.{key}", f"{addr} is not inside the internal network {internal}")
     if c.dhcp.start > c.dhcp.end:
         yield Problem("cluster.dhcp.end", f"{c.dhcp.end} comes before the range start {c.dhcp.start}")
-    for key, network in (("external", "external"), ("internal", "internal")):
+    for key, network in (("external", "external"), ("internal", "internal"), ("heartbeat", "heartbeat")):
         vip = getattr(c.vips, key)
         if vip not in nets[network].cidr:
             yield Problem(f"cluster.vips.{key}", f"{vip} is not inside the {network} network {nets[network].cidr}")
@@ -163,7 +163,7 @@ def _check_addresses(config: StackConfig) -> Iterator[Problem]:
         elif addr in (cidr.network_address, cidr.broadcast_address):
             yield Problem(path, f"{addr} is the network or broadcast address of {cidr}")
     taken = [(p, a) for p, a, _ in addrs]
-    for key, vip in (("external", c.vips.external), ("internal", c.vips.internal)):
+    for key, vip in (("external", c.vips.external), ("internal", c.vips.internal), ("heartbeat", c.vips.heartbeat)):
         taken.append((f"cluster.vips.{key}", vip))
     for key in ("external", "internal", "heartbeat"):
         gw = getattr(nets, key).gateway

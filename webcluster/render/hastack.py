@@ -45,9 +45,9 @@ class KeepalivedStack:
             interval_s=f"{interval_ms / 1000:g}",
         )
         instances = [
-            {"name": "VI_1", "interface": "enp0s3", "router_id": vrrp.router_ids["external"], "vip": f"{c.vips.external}/{c.networks.external.cidr.prefixlen}"},
-            {"name": "VI_2", "interface": "enp0s8", "router_id": vrrp.router_ids["internal"], "vip": f"{c.vips.internal}/{c.networks.internal.cidr.prefixlen}"},
-            {"name": "VI_3", "interface": "enp0s9", "router_id": vrrp.router_ids["heartbeat"], "vip": None},
+            {"name": "VI_1", "interface": "enp0s3", "router_id": vrrp.router_ids["external"], "vip": f"{c.vips.external}/{c.networks.external.cidr.prefixlen}", "track": True},
+            {"name": "VI_2", "interface": "enp0s8", "router_id": vrrp.router_ids["internal"], "vip": f"{c.vips.internal}/{c.networks.internal.cidr.prefixlen}", "track": True},
+            {"name": "VI_3", "interface": "enp0s9", "router_id": vrrp.router_ids["heartbeat"], "vip": f"{c.vips.heartbeat}/{c.networks.heartbeat.cidr.prefixlen}", "track": False},
         ]
         advert = vrrp.advert_interval if vrrp.version == 3 else max(1, round(vrrp.advert_interval))
         conf = b.file(

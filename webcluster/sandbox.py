@@ -1,0 +1,144 @@
+"""A node on one Linux machine: a network namespace plus a private mount namespace.
+
+Inside, /etc is an overlay (host /etc below, the node's rendered files on top), and
+/run, /var/lib/<daemon> and /var/log/<daemon> are the node's own. So every daemon
+reads its rendered files at their real absolute paths, unchanged, and several nodes
+run the same daemon side by side without sharing sockets, pid files or state. This
+is the one place where a lab path differs from a VM path.
+
+Both the config checks (daemon validators) and the namespace lab use it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Optional, Sequence
+
+from . import netns
+from .render.plan import RenderedFile
+
+# Directories each node gets privately (tmpfs or a directory in its state dir).
+PRIVATE_DIRS = (
+    "/run",
+    "/var/lib/haproxy",
+    "/var/lib/glusterd",
+    "/var/log/glusterfs",
+    "/var/lib/pacemaker",
+    "/var/lib/corosync",
+    "/var/log/pacemaker",
+    "/var/log/corosync",
+    "/var/lib/misc",
+    "/dev/shm",
+)
+
+
+@dataclass
+class Sandbox:
+    name: str  # network namespace name
+    state: Path  # per-node state directory (overlay upper dir, private dirs)
+
+    @property
+    def mount_ns(self) -> Path:
+        return self.state / "mnt"
+
+    @property
+    def etc_upper(self) -> Path:
+        return self.state / "etc-upper"
+
+    def exists(self) -> bool:
+        return netns.exists(self.name) and _is_nsfs_mount(self.mount_ns)
+
+    # ------------------------------------------------------------------ lifecycle
+    def create(self, files: Iterable[RenderedFile], hosts: Optional[str] = None) -> None:
+        """Create the namespaces and lay out the node's files; harmless if it already exists."""
+        netns.add_netns(self.name)
+        self.state.mkdir(parents=True, exist_ok=True)
+        self.write_files(files)
+        if hosts is not None:
+            self.write_files([RenderedFile("/etc/hosts", hosts)])
+        if _is_nsfs_mount(self.mount_ns):
+            return
+        work = self.state / "etc-work"
+        work.mkdir(exist_ok=True)
+        private = self.state / "private"
+        script = [
+            "set -e",
+            f"mount -t overlay overlay -o lowerdir=/etc,upperdir={self.etc_upper},workdir={work} /etc",
+        ]
+        for d in PRIVATE_DIRS:
+            src = private / d.strip("/").replace("/", "_")
+            src.mkdir(parents=True, exist_ok=True)
+            script.append(f"mkdir -p {d} 2>/dev/null || true; mount --bind {src} {d}")
+        # haproxy's chroot and the daemons' runtime directories.
+        script.append("mkdir -p /run/haproxy /run/keepalived /run/dnsmasq /run/gluster /run/corosync-qdevice /run/corosync-qnetd")
+        self.mount_ns.touch()
+        netns.run(["unshare", f"--mount={self.mount_ns}", "--propagation", "private", "sh", "-c", "\n".join(script)])
+
+    def destroy(self) -> None:
+        """Kill what runs inside, drop both namespaces and the state directory."""
+        netns.del_netns(self.name)
+        if _is_nsfs_mount(self.mount_ns):
+            subprocess.run(["umount", "-l", str(self.mount_ns)], capture_output=True)
+        if self.state.exists():
+            _umount_below(self.state)
+            shutil.rmtree(self.state, ignore_errors=True)
+
+    # ------------------------------------------------------------------ files & processes
+    def write_files(self, files: Iterable[RenderedFile]) -> None:
+        """Files under /etc go into the overlay's upper dir; others under state/root (see path())."""
+        for f in files:
+            target = self.path(f.path)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(f.data)
+            target.chmod(f.mode)
+
+    def path(self, node_path: str) -> Path:
+        """Where a node's absolute path lives on the host (for files we lay out ourselves)."""
+        if node_path.startswith("/etc/"):
+            return self.etc_upper / node_path[len("/etc/"):]
+        return self.state / "root" / node_path.lstrip("/")
+
+    def argv(self, argv: Sequence[str]) -> list[str]:
+        """Run argv inside the node: its network and its private mounts."""
+        return ["nsenter", f"--net=/run/netns/{self.name}", f"--mount={self.mount_ns}", "--", *argv]
+
+    def run(self, argv: Sequence[str], check: bool = True, timeout: float = 30, input: Optional[str] = None) -> subprocess.CompletedProcess:
+        return netns.run(self.argv(argv), check=check, timeout=timeout, input=input)
+
+    def spawn(self, argv: Sequence[str], log: Path) -> subprocess.Popen:
+        """Start a long-running daemon inside the node, output to `log`."""
+        log.parent.mkdir(parents=True, exist_ok=True)
+        out = open(log, "ab")
+        try:
+            return subprocess.Popen(self.argv(argv), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        finally:
+            out.close()
+
+
+def _is_nsfs_mount(path: Path) -> bool:
+    try:
+        with open("/proc/self/mountinfo") as f:
+            return any(line.split()[4] == str(path) for line in f)
+    except OSError:
+        return False
+
+
+def _umount_below(root: Path) -> None:
+    with open("/proc/self/mountinfo") as f:
+        points = [line.split()[4] for line in f]
+    for point in sorted((p for p in points if p.startswith(str(root) + "/")), reverse=True):
+        subprocess.run(["umount", "-l", point], capture_output=True)
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
