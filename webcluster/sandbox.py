@@ -32,6 +32,7 @@ PRIVATE_DIRS = (
     "/var/log/pacemaker",
     "/var/log/corosync",
     "/var/lib/misc",
+    "/var/lib/dhcp",
     "/dev/shm",
 )
 

@@ -1,0 +1,72 @@
+"""A `php:apache` container, emulated: one Apache + mod_php instance per container definition.
+
+The lab reads the same container definitions (/etc/ha-web-cluster/containers/*.env) the
+Docker hosts get; only this stand-in for `docker run` is lab-specific.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..render.plan import NodePlan
+
+APACHE_CONF = """# ha-web-cluster lab: stand-in for container {name} (docker run -p {port}:80 -v {docroot}:/var/www/html {image})
+ServerRoot /etc/apache2
+ServerName {name}
+Listen {port}
+PidFile /run/apache2-{name}.pid
+Mutex file:/run
+User www-data
+Group www-data
+LoadModule mpm_prefork_module /usr/lib/apache2/modules/mod_mpm_prefork.so
+LoadModule authz_core_module /usr/lib/apache2/modules/mod_authz_core.so
+LoadModule dir_module /usr/lib/apache2/modules/mod_dir.so
+LoadModule mime_module /usr/lib/apache2/modules/mod_mime.so
+LoadModule env_module /usr/lib/apache2/modules/mod_env.so
+LoadModule php_module /usr/lib/apache2/modules/libphp8.2.so
+TypesConfig /etc/mime.types
+StartServers 2
+MinSpareServers 2
+MaxSpareServers 4
+MaxRequestWorkers 16
+KeepAlive On
+ErrorLog {log}
+LogLevel warn
+DocumentRoot {docroot}
+DirectoryIndex index.php index.html
+SetEnv CONTAINER_NAME {name}
+<FilesMatch "\\.php$">
+    SetHandler application/x-httpd-php
+</FilesMatch>
+<Directory {docroot}>
+    Require all granted
+</Directory>
+"""
+
+
+@dataclass(frozen=True)
+class ContainerDef:
+    name: str
+    image: str
+    host_port: int
+    docroot: str
+    storage: str
+
+
+def container_defs(plan: NodePlan) -> list[ContainerDef]:
+    """Parse the node's rendered container definitions (KEY=VALUE files)."""
+    out = []
+    for path in sorted(plan.files):
+        if path.startswith("/etc/ha-web-cluster/containers/") and path.endswith(".env"):
+            kv = dict(
+                line.split("=", 1)
+                for line in str(plan.files[path].content).splitlines()
+                if "=" in line and not line.startswith("#")
+            )
+            out.append(ContainerDef(kv["NAME"], kv["IMAGE"], int(kv["HOST_PORT"]), kv["DOCROOT"], kv["STORAGE"]))
+    return out
+
+
+def apache_conf(c: ContainerDef, log: Path) -> str:
+    return APACHE_CONF.format(name=c.name, port=c.host_port, docroot=c.docroot, image=c.image, log=log)

@@ -1,0 +1,133 @@
+"""What scenarios and benchmarks need from a running lab: topology, faults, waits, load."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Callable, Optional
+
+from ..model import Director
+from ..stackfile import load_stack_file
+from ..topology import Topology
+from . import network, processes, probe
+from .state import CLIENT, LabState, lab_secrets, netns_name
+
+LOAD_SCRIPT = Path(__file__).with_name("load.py")
+
+
+class Timeout(AssertionError):
+    pass
+
+
+def wait_until(what: str, predicate: Callable[[], bool], timeout: float, interval: float = 0.05) -> float:
+    """Poll (bounded) until predicate holds; returns the seconds it took."""
+    start = time.monotonic()
+    while True:
+        if predicate():
+            return time.monotonic() - start
+        if time.monotonic() - start > timeout:
+            raise Timeout(f"timed out after {timeout:.0f} s waiting for: {what}")
+        time.sleep(interval)
+
+
+@dataclass
+class LabContext:
+    state: LabState
+
+    @classmethod
+    def current(cls) -> "LabContext":
+        state = LabState.load()
+        if state is None or not state.complete:
+            raise RuntimeError("no complete lab is up: run `python -m webcluster lab up` first")
+        return cls(state)
+
+    @cached_property
+    def topo(self) -> Topology:
+        return Topology(load_stack_file(Path(self.state.stack_file)).config)
+
+    @property
+    def vip(self) -> str:
+        return str(self.topo.cluster.vips.external)
+
+    @property
+    def internal_vip(self) -> str:
+        return str(self.topo.cluster.vips.internal)
+
+    @property
+    def directors(self) -> list[Director]:
+        return self.topo.directors
+
+    @property
+    def auth(self) -> tuple[str, str]:
+        return (self.topo.cluster.haproxy.stats.user, lab_secrets()["statsPassword"])
+
+    def url(self, port: int, path: str = "/") -> str:
+        return f"http://{self.vip}:{port}{path}"
+
+    def service(self, name: str):
+        return next(s for s in self.topo.cluster.haproxy.services if s.name == name)
+
+    def services_by(self, mode: str, storage: str):
+        return [s for s in self.topo.cluster.haproxy.services if s.mode.value == mode and s.storage == storage]
+
+    # ------------------------------------------------------------------ observations
+    def holders(self, address: str) -> list[str]:
+        return [d.name for d in self.directors if network.holds(d.name, address)]
+
+    def sole_holder(self, address: str) -> Optional[str]:
+        h = self.holders(address)
+        return h[0] if len(h) == 1 else None
+
+    def vips_on(self, director: str) -> bool:
+        return all(network.holds(director, v) for v in (self.vip, self.internal_vip))
+
+    def stats(self) -> tuple[dict[tuple[str, str], str], str]:
+        st = self.topo.cluster.haproxy.stats
+        rows, desc = probe.stats_csv(self.vip, st.port, st.uri, self.auth)
+        return {(r.backend, r.server): r.status for r in rows}, desc
+
+    def server_states(self, server: str) -> set[str]:
+        states, _ = self.stats()
+        return {v for (_, s), v in states.items() if s == server}
+
+    def description(self, director: str) -> str:
+        d = next(x for x in self.directors if x.name == director)
+        return self.topo.director_description(d)
+
+    # ------------------------------------------------------------------ faults
+    def cut(self, node: str) -> None:
+        network.set_links(self.state, node, up=False)
+
+    def restore(self, node: str) -> None:
+        network.set_links(self.state, node, up=True)
+
+    def kill(self, node: str, role: str, sig: int = signal.SIGKILL) -> None:
+        processes.stop(self.state, node, role, sig=sig)
+
+    def restart(self, node: str, role: str) -> None:
+        processes.start(self.state, node, role, self.state.find(node, role).argv)  # type: ignore[union-attr]
+
+    def containers_of(self, backend: str) -> list[str]:
+        b = next(x for x in self.topo.cluster.backends if x.name == backend)
+        return [c.name for c in b.containers]
+
+    # ------------------------------------------------------------------ load
+    def start_load(self, url: str, requests: int, concurrency: int = 10, duration: float = 60) -> subprocess.Popen:
+        argv = ["ip", "netns", "exec", netns_name(CLIENT), sys.executable, str(LOAD_SCRIPT), url, "-n", str(requests), "-c", str(concurrency), "--duration", str(duration)]
+        return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    @staticmethod
+    def finish_load(proc: subprocess.Popen, timeout: float = 120) -> dict:
+        out, err = proc.communicate(timeout=timeout)
+        if proc.returncode != 0:
+            raise RuntimeError(f"load generator failed: {err.strip()}")
+        return json.loads(out)
+
+    def load(self, url: str, requests: int, concurrency: int = 10) -> dict:
+        return self.finish_load(self.start_load(url, requests, concurrency))

@@ -1,0 +1,67 @@
+"""Seed test 4.1.4 on the real gv0: a Gluster server cut off, writes continue, the volume heals by itself."""
+
+from __future__ import annotations
+
+import re
+import time
+
+from . import probe
+from .context import LabContext, wait_until
+from .state import sandbox
+
+PROBE_FILE = "hawc-heal-probe.txt"
+
+
+def replica_volume(lab: LabContext):
+    return next(v for v in lab.topo.cluster.gluster.volumes if v.replica > 1)
+
+
+def pending_heals(lab: LabContext, server: str, volume: str) -> int:
+    """Sum of `Number of entries` over the bricks (unreachable bricks count as pending)."""
+    proc = sandbox(server).run(["gluster", "--mode=script", "volume", "heal", volume, "info"], check=False, timeout=30)
+    counts = [int(n) for n in re.findall(r"Number of entries: (\d+)", proc.stdout)]
+    bricks = proc.stdout.count("Brick ")
+    if proc.returncode != 0 or len(counts) < bricks or not bricks:
+        return 10**6
+    return sum(counts)
+
+
+def stall_after_cut(lab: LabContext, port: int, timeout: float = 90) -> float:
+    """Seconds from the cut until a Gluster-backed page is served again (one request at a time)."""
+    start = time.monotonic()
+    wait_until(f"port {port} serves again", lambda: probe.get(lab.url(port, "/index.php"), timeout=10).ok, timeout, 0.1)
+    return time.monotonic() - start
+
+
+def gluster_server_cut(lab: LabContext) -> list[str]:
+    vol = replica_volume(lab)
+    services = [s for s in lab.topo.cluster.haproxy.services if s.storage == vol.name]
+    assert services, f"no service serves {vol.name}"
+    servers = [s.name for s in lab.topo.cluster.gluster.servers]
+    victim, witness = servers[0], servers[1]
+    writer = next(b.name for b, c in lab.topo.containers() if c.docroot == vol.name)
+    probe_path = f"{lab.topo.docroot(vol.name)}/{PROBE_FILE}"
+    notes = []
+    try:
+        lab.cut(victim)
+        cut_at = time.monotonic()
+        stall = stall_after_cut(lab, services[0].port)
+        notes.append(f"{victim} cut: {services[0].name} served again after {stall:.1f} s")
+        for svc in services:
+            result = lab.load(lab.url(svc.port, "/index.php"), 500)
+            assert result["failed"] == 0, f"{svc.name} with {victim} down: {result['failed']} failed {result['failures']}"
+        notes.append(f"{', '.join(s.name for s in services)}: 500/500 requests OK each with {victim} down")
+        stamp = f"written while {victim} was down at {cut_at:.0f}"
+        sandbox(writer).run(["sh", "-c", f"echo '{stamp}' > {probe_path}"], timeout=60)
+        read = sandbox(writer).run(["cat", probe_path], timeout=30).stdout.strip()
+        assert read == stamp, f"read back {read!r}"
+        notes.append(f"write to {vol.name} from {writer} succeeded with {victim} down")
+        assert pending_heals(lab, witness, vol.name) > 0, "no pending heal recorded for the missing brick"
+    finally:
+        lab.restore(victim)
+    healed = wait_until(f"{vol.name} healed", lambda: pending_heals(lab, witness, vol.name) == 0, 120, 1.0)
+    brick_copy = sandbox(victim).run(["sh", "-c", f"cat /export/brick{vol.brick}/data/{lab.topo.cluster.docker.docroot_subdir}/{PROBE_FILE}"], check=False).stdout.strip()
+    assert brick_copy.startswith("written while"), f"{victim}'s brick has {brick_copy!r} after the heal"
+    notes.append(f"{victim} back: {vol.name} healed by itself in {healed:.1f} s, its brick has the file")
+    sandbox(writer).run(["rm", "-f", probe_path], check=False, timeout=30)
+    return notes

@@ -1,0 +1,222 @@
+"""`lab up` and `lab down`: a stack file in, a running cluster of namespaces out (and back)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Callable, Optional
+
+from .. import netns
+from ..render import render_cluster
+from ..render.placeholders import fill
+from ..render.plan import ClusterPlan, NodePlan, RenderedFile
+from ..stackfile import LoadedStack
+from ..topology import ROLE_BACKEND, ROLE_DIRECTOR, ROLE_GLUSTER, ROLE_NAS, Topology
+from . import apache, gluster, network, processes
+from .state import BRIDGES, CLIENT, LAB_ROOT, LINK_PREFIX, NETNS_PREFIX, LabState, lab_secrets, sandbox
+
+Progress = Callable[[str], None]
+
+# Rendered steps that only configure (no package installs, no systemd): the lab runs them as they are.
+LAB_STEPS = {ROLE_DIRECTOR: ("10-sysctl", "20-nat"), ROLE_GLUSTER: ("20-peers", "30-volumes"), ROLE_BACKEND: ("30-content",)}
+NFS_SHARE = LAB_ROOT / "shared" / "nfs"  # stands in for the NAS's NFSv4 root
+
+
+class LabError(RuntimeError):
+    pass
+
+
+def filled_files(node: NodePlan, values: dict[str, str]) -> list[RenderedFile]:
+    """The node's rendered files with the lab's generated secrets in place of the placeholders."""
+    out = []
+    for f in node.files.values():
+        content = fill(f.content, values) if isinstance(f.content, str) else f.content
+        out.append(RenderedFile(f.path, content, f.mode))
+    return out
+
+
+def run_step(plan: ClusterPlan, node: str, step_name: str, timeout: float = 120) -> str:
+    """Run a rendered step script unchanged inside the node."""
+    step = plan.nodes[node].step(step_name)
+    proc = sandbox(node).run(["bash", "-s"], check=False, timeout=timeout, input=step.script)
+    if proc.returncode != 0:
+        raise LabError(f"{node}/{step_name} failed ({proc.returncode}): {proc.stderr.strip() or proc.stdout.strip()}")
+    return proc.stdout
+
+
+def _ensure_host_dir(state: LabState, path: str) -> None:
+    """Mount points must exist on the shared root filesystem; remember the ones we create."""
+    p = Path(path)
+    missing = []
+    while not p.exists():
+        missing.append(p)
+        p = p.parent
+    for d in reversed(missing):
+        d.mkdir()
+        state.created_dirs.append(str(d))
+
+
+def up(stack: LoadedStack, stack_file: str, progress: Progress = print) -> LabState:
+    old = LabState.load()
+    if old is not None and old.stack_file == stack_file and old.complete:
+        progress("lab already up for this stack; nothing to do")
+        return old
+    if old is not None or _leftovers():
+        progress("removing a previous (or half-finished) lab first")
+        down(progress=lambda _msg: None)
+    topo = Topology(stack.config)
+    plan = render_cluster(stack.config)
+    values = lab_secrets()
+    state = LabState(stack=stack.name, stack_file=stack_file, secrets_file=str(LAB_ROOT / "secrets.json"))
+    state.save()
+    t0 = time.monotonic()
+
+    def step(msg: str) -> None:
+        progress(f"[{time.monotonic() - t0:6.1f}s] {msg}")
+
+    step("networks: " + ", ".join(f"{n} -> {b}" for n, b in BRIDGES.items()))
+    network.create_bridges()
+    network.create_client(state, topo)
+    for index, node in enumerate(topo.nodes):
+        sb = sandbox(node.name)
+        sb.create(filled_files(plan.nodes[node.name], values))
+        network.wire_node(state, topo, index, node)
+    state.save()
+    step(f"{len(topo.nodes)} node namespaces + client {state.client_address}")
+
+    for d in topo.directors:
+        for name in LAB_STEPS[ROLE_DIRECTOR]:
+            run_step(plan, d.name, name)
+        processes.start(state, d.name, "dnsmasq", ["dnsmasq", "-k", "-C", "/etc/dnsmasq.conf", "--log-facility=-"])
+    step("directors: sysctl, NAT (rendered steps), dnsmasq")
+
+    _dhcp_clients(topo, step)
+
+    nas = topo.nodes_with_role(ROLE_NAS)[0]
+    raid_mount = topo.cluster.nas.raid.mountpoint
+    share = NFS_SHARE / raid_mount.strip("/")
+    share.mkdir(parents=True, exist_ok=True)
+    _ensure_host_dir(state, raid_mount)
+    sandbox(nas.name).run(["mount", "--bind", str(share), raid_mount])
+    step(f"NAS: {raid_mount} is the lab's shared directory {share}")
+
+    if topo.nodes_with_role(ROLE_GLUSTER):
+        gluster.bring_up(state, topo, plan, step, _ensure_host_dir, run_step)
+
+    for b in topo.cluster.backends:
+        _mount_docroots(state, topo, plan.nodes[b.name], b.name)
+    content_node = next(n for n in plan.nodes.values() if any(s.name == "30-content" for s in n.steps))
+    run_step(plan, content_node.name, "30-content")
+    step("backends: docroots mounted, content published (rendered 30-content step)")
+
+    for b in topo.cluster.backends:
+        for c in apache.container_defs(plan.nodes[b.name]):
+            start_container(state, b.name, c)
+    step(f"{sum(len(b.containers) for b in topo.cluster.backends)} containers (Apache + PHP)")
+
+    for d in topo.directors:
+        processes.start(state, d.name, "haproxy", ["haproxy", "-db", "-f", "/etc/haproxy/haproxy.cfg"])
+    for d in topo.directors:
+        processes.start(state, d.name, "keepalived", ["keepalived", "-n", "-l", "-D", "-f", "/etc/keepalived/keepalived.conf"])
+    step("directors: haproxy and keepalived")
+    holder = wait_for_vip(topo, str(topo.cluster.vips.external), timeout=20)
+    step(f"external VIP {topo.cluster.vips.external} held by {holder}")
+    state.complete = True
+    state.save()
+    return state
+
+
+def start_container(state: LabState, backend: str, c: "apache.ContainerDef") -> None:
+    sb = sandbox(backend)
+    conf = sb.state / "containers" / f"{c.name}.conf"
+    conf.parent.mkdir(parents=True, exist_ok=True)
+    conf.write_text(apache.apache_conf(c, processes.log_path(backend, f"container:{c.name}")))
+    processes.start(state, backend, f"container:{c.name}", ["apache2", "-f", str(conf), "-DFOREGROUND"])
+
+
+def _dhcp_clients(topo: Topology, step: Progress) -> None:
+    """Docker hosts and Gluster servers get their reserved address from the master's dnsmasq."""
+    pending = {}
+    for node in topo.dhcp_nodes:
+        nic = next(n for n in node.nics if n.dhcp)
+        argv = ["dhclient", "-4", "-1", "-pf", "/run/dhclient.pid", "-lf", "/var/lib/dhcp/dhclient.leases", nic.name]
+        pending[node.name] = subprocess.Popen(sandbox(node.name).argv(argv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for name, proc in pending.items():
+        try:
+            out, _ = proc.communicate(timeout=40)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise LabError(f"{name}: no DHCP lease within 40 s") from None
+        want = str(topo.node(name).internal_address)
+        if not network.holds(name, want):
+            raise LabError(f"{name}: DHCP gave {network.addresses(name)}, expected the reservation {want}: {out[-400:]}")
+    step(f"DHCP: {len(pending)} nodes got their reserved addresses from dnsmasq")
+
+
+def _mount_docroots(state: LabState, topo: Topology, node: NodePlan, name: str) -> None:
+    """Mount what the node's rendered fstab lists: NFS as the lab's shared directory, Gluster for real."""
+    fstab = node.files["/etc/ha-web-cluster/fstab"].content
+    sb = sandbox(name)
+    for line in str(fstab).splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        source, target, fstype, options = line.split()[:4]
+        _ensure_host_dir(state, target)
+        if fstype.startswith("nfs"):
+            sb.run(["mount", "--bind", str(NFS_SHARE), target])
+        else:
+            gluster.mount_volume(sb, source, target, options)
+
+
+def wait_for_vip(topo: Topology, vip: str, timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for d in topo.directors:
+            if network.holds(d.name, vip):
+                return d.name
+        time.sleep(0.1)
+    raise LabError(f"no director holds {vip} after {timeout:.0f} s")
+
+
+def _leftovers() -> bool:
+    return any(n.startswith(NETNS_PREFIX) for n in netns.list_netns()) or bool(netns.links_with_prefix(LINK_PREFIX))
+
+
+def down(progress: Progress = print) -> None:
+    """Remove everything the lab made; safe after a crash, a half-finished up, or twice."""
+    state = LabState.load()
+    if state is not None:
+        for proc in reversed(state.processes):
+            processes.stop(state, proc.node, proc.role, timeout=3)
+    names = [n for n in netns.list_netns() if n.startswith(NETNS_PREFIX)]
+    for ns in names:
+        node = ns[len(NETNS_PREFIX):]
+        sandbox(node).destroy()
+    for link in netns.links_with_prefix(LINK_PREFIX):
+        netns.del_link(link)
+    nodes_dir = LAB_ROOT / "nodes"
+    if nodes_dir.exists():
+        for d in nodes_dir.iterdir():
+            sandbox(d.name).destroy()
+    if state is not None:
+        for d in sorted(state.created_dirs, key=len, reverse=True):
+            try:
+                os.rmdir(d)
+            except OSError:
+                pass
+    gluster.detach_loops(state)
+    for sub in ("shared", "logs", "bricks", "nodes"):
+        shutil.rmtree(LAB_ROOT / sub, ignore_errors=True)
+    for f in ("state.json", "secrets.json"):
+        (LAB_ROOT / f).unlink(missing_ok=True)
+    progress(f"lab down: removed {len(names)} namespaces")
+
+
+def current() -> Optional[LabState]:
+    return LabState.load()
+
+
+__all__ = ["up", "down", "current", "run_step", "LabError", "CLIENT"]

@@ -1,0 +1,80 @@
+"""Bridges, NICs and addresses of the lab, and the cable cuts of the failure scenarios."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from .. import netns
+from ..topology import Node, Topology
+from .state import BRIDGES, CLIENT, LabState, netns_name, outside_link, sandbox
+
+
+def create_bridges() -> None:
+    for bridge in BRIDGES.values():
+        netns.add_bridge(bridge)
+        # Keep the host's firewall out of the lab's bridged traffic (no host sysctl touched).
+        netns.ip("link", "set", bridge, "type", "bridge", "nf_call_iptables", "0", "nf_call_ip6tables", "0", "nf_call_arptables", "0")
+
+
+def wire_node(state: LabState, topo: Topology, index: int, node: Node) -> None:
+    """The node's NICs, named and addressed as in the model; DHCP NICs get only their MAC here."""
+    sb = sandbox(node.name)
+    links = []
+    for i, nic in enumerate(node.nics):
+        outside = outside_link(index, i)
+        netns.veth_into(sb.name, nic.name, outside, bridge=BRIDGES[nic.network], mac=nic.mac)
+        links.append(outside)
+        if nic.dhcp:
+            continue
+        if nic.bond and i > 0:
+            continue  # no bonding module on this kernel: the first slave carries the NAS address
+        netns.add_address(sb.name, nic.name, f"{nic.address}/{nic.prefix}")
+    gateway = _default_gateway(topo, node)
+    if gateway:
+        netns.ip("-n", sb.name, "route", "replace", "default", "via", gateway, check=False)
+    state.links[node.name] = links
+
+
+def _default_gateway(topo: Topology, node: Node) -> str | None:
+    c = topo.cluster
+    if node.role == "director":
+        return str(c.networks.external.gateway) if c.networks.external.gateway else None
+    if not any(n.dhcp for n in node.nics):
+        return str(c.vips.internal)
+    return None  # DHCP gives the router
+
+
+def client_address(topo: Topology) -> ipaddress.IPv4Address:
+    """The highest free address of the external network: the seed's client sits there."""
+    c = topo.cluster
+    net = c.networks.external.cidr
+    used = {c.vips.external, c.networks.external.gateway} | {d.external for d in c.directors}
+    for host in reversed(list(net.hosts())):
+        if host not in used:
+            return host
+    raise RuntimeError(f"no free address for the client in {net}")
+
+
+def create_client(state: LabState, topo: Topology) -> None:
+    ns = netns_name(CLIENT)
+    netns.add_netns(ns)
+    addr = client_address(topo)
+    netns.veth_into(ns, "eth0", "hwl-client", bridge=BRIDGES["external"])
+    netns.add_address(ns, "eth0", f"{addr}/{topo.cluster.networks.external.cidr.prefixlen}")
+    state.client_address = str(addr)
+    state.links[CLIENT] = ["hwl-client"]
+
+
+def set_links(state: LabState, node: str, up: bool) -> None:
+    """Unplug (or plug back) every cable of a node: the root-namespace ends go down, the node sees no carrier."""
+    for link in state.links.get(node, []):
+        netns.ip("link", "set", link, "up" if up else "down")
+
+
+def addresses(node: str) -> list[str]:
+    out = netns.run(["ip", "-n", netns_name(node), "-o", "-4", "addr", "show"], check=False).stdout
+    return [line.split()[3] for line in out.splitlines() if " lo " not in line]
+
+
+def holds(node: str, address: str) -> bool:
+    return any(a.split("/")[0] == address for a in addresses(node))

@@ -1,0 +1,85 @@
+"""Start and stop the lab's daemons, by the PIDs we recorded (never by name)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Sequence
+
+from ..sandbox import pid_alive
+from .state import LAB_ROOT, LabState, Process, sandbox
+
+
+def log_path(node: str, role: str) -> Path:
+    return LAB_ROOT / "logs" / f"{node}.{role.replace(':', '-')}.log"
+
+
+def start(state: LabState, node: str, role: str, argv: Sequence[str]) -> Process:
+    """Start argv inside the node (its own session, so the whole process group can be signalled)."""
+    old = state.find(node, role)
+    if old and pid_alive(old.pid):
+        return old
+    log = log_path(node, role)
+    popen = sandbox(node).spawn(argv, log)
+    proc = Process(node=node, role=role, pid=popen.pid, argv=list(argv), log=str(log))
+    state.replace(proc)
+    state.save()
+    return proc
+
+
+def signal_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+    except ProcessLookupError:
+        pass
+    except PermissionError:
+        os.kill(pid, sig)
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def stop(state: LabState, node: str, role: str, sig: int = signal.SIGTERM, timeout: float = 10.0) -> bool:
+    """Signal a daemon's process group and wait (bounded) until its leader is gone."""
+    proc = state.find(node, role)
+    if proc is None:
+        return False
+    signal_group(proc.pid, sig)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        _reap(proc.pid)
+        if not pid_alive(proc.pid):
+            return True
+        time.sleep(0.02)
+    signal_group(proc.pid, signal.SIGKILL)
+    _reap(proc.pid)
+    return not pid_alive(proc.pid)
+
+
+def restart(state: LabState, node: str, role: str) -> Process:
+    proc = state.find(node, role)
+    if proc is None:
+        raise KeyError(f"{node}/{role} was never started")
+    stop(state, node, role)
+    return start(state, node, role, proc.argv)
+
+
+def alive(state: LabState, node: str, role: str) -> bool:
+    proc = state.find(node, role)
+    if proc is None:
+        return False
+    _reap(proc.pid)
+    return pid_alive(proc.pid) and not _is_zombie(proc.pid)
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False

@@ -1,0 +1,244 @@
+"""The seed's functional tests (chapter 4.1) as scenarios on the running lab.
+
+Each scenario puts the lab back as it found it, so they can run in any order; each
+raises AssertionError with what it saw when the cluster misbehaves. `lab test` and
+tests/test_lab.py run the same functions.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import time
+from typing import Callable
+
+from . import probe
+from .context import LabContext, wait_until
+
+Scenario = Callable[[LabContext], list[str]]
+SCENARIOS: dict[str, Scenario] = {}
+FAILOVER_TIMEOUT = 10.0
+
+
+def scenario(fn: Scenario) -> Scenario:
+    SCENARIOS[fn.__name__] = fn
+    return fn
+
+
+def _expect_serving(lab: LabContext, port: int, tries: int = 3) -> probe.Response:
+    resp = probe.get(lab.url(port))
+    for _ in range(tries - 1):
+        if resp.ok:
+            break
+        time.sleep(0.2)
+        resp = probe.get(lab.url(port))
+    assert resp.ok, f"port {port} answered {resp.status} {resp.error}"
+    return resp
+
+
+def _assert_all_up(lab: LabContext) -> int:
+    states, _ = lab.stats()
+    bad = {k: v for k, v in states.items() if v != "UP"}
+    assert not bad, f"servers not UP: {bad}"
+    return len(states)
+
+
+@scenario
+def all_up(lab: LabContext) -> list[str]:
+    """Master holds both VIPs; TCP spreads, HTTP sticks by cookie and forwards the client address; stats all UP."""
+    master = lab.directors[0].name
+    assert lab.holders(lab.vip) == [master] and lab.holders(lab.internal_vip) == [master], f"VIP holders: {lab.holders(lab.vip)}, {lab.holders(lab.internal_vip)}"
+    notes = [f"{master} holds {lab.vip} and {lab.internal_vip}"]
+    for svc in lab.services_by("tcp", "nfs") + lab.services_by("tcp", "gv0"):
+        members = {c.name for _, c in lab.topo.service_members(svc)}
+        seen = {probe.get(lab.url(svc.port)).container for _ in range(2 * len(members))}
+        assert seen == members, f"{svc.name}: successive requests reached {sorted(seen)}, expected {sorted(members)}"
+        body = probe.get(lab.url(svc.port)).body
+        assert "X-Forwarded-For: desconocido" in body, f"{svc.name}: TCP mode must not add X-Forwarded-For"
+        notes.append(f"{svc.name}: round robin over all {len(members)} containers")
+    for svc in lab.services_by("http", "nfs") + lab.services_by("http", "gv0"):
+        first = probe.get(lab.url(svc.port))
+        cookie = first.cookie("SERVERID")
+        assert cookie and cookie == first.container, f"{svc.name}: SERVERID cookie {cookie!r} for container {first.container!r}"
+        again = {probe.get(lab.url(svc.port), cookie=f"SERVERID={cookie}").container for _ in range(8)}
+        assert again == {first.container}, f"{svc.name}: with the cookie, requests went to {again}"
+        assert f"X-Forwarded-For: {lab.state.client_address}" in first.body, f"{svc.name}: X-Forwarded-For missing"
+        notes.append(f"{svc.name}: sticky to {cookie} via SERVERID, X-Forwarded-For {lab.state.client_address}")
+    n = _assert_all_up(lab)
+    _, desc = lab.stats()
+    assert desc == lab.description(master), f"stats page names {desc!r}"
+    unauth = probe.get(f"http://{lab.vip}:{lab.topo.cluster.haproxy.stats.port}{lab.topo.cluster.haproxy.stats.uri}")
+    assert unauth.status == 401, f"stats page without credentials answered {unauth.status}"
+    notes.append(f"stats: {n} servers UP, names {desc!r}, 401 without credentials")
+    return notes
+
+
+def _wait_holder(lab: LabContext, director: str) -> float:
+    took = wait_until(f"{director} holds both VIPs alone", lambda: lab.vips_on(director) and lab.sole_holder(lab.vip) == director, FAILOVER_TIMEOUT, 0.02)
+    return took
+
+
+def _check_active(lab: LabContext, director: str, notes: list[str], took: float) -> None:
+    resp = _expect_serving(lab, lab.topo.cluster.haproxy.services[0].port)
+    _, desc = lab.stats()
+    assert desc == lab.description(director), f"stats page names {desc!r}, expected {lab.description(director)!r}"
+    notes.append(f"{director} took both VIPs in {took:.2f} s, serves ({resp.container}), stats page says {desc!r}")
+
+
+@scenario
+def failover_chain(lab: LabContext) -> list[str]:
+    """Master cut -> standby1; standby1 cut -> standby2; master back -> master (preemption)."""
+    d = [x.name for x in lab.directors]
+    notes: list[str] = []
+    try:
+        for i in range(len(d) - 1):
+            lab.cut(d[i])
+            _check_active(lab, d[i + 1], notes, _wait_holder(lab, d[i + 1]))
+            assert not lab.holders(lab.vip) or lab.holders(lab.vip) == [d[i + 1]], f"two holders: {lab.holders(lab.vip)}"
+        lab.restore(d[0])
+        _check_active(lab, d[0], notes, _wait_holder(lab, d[0]))
+    finally:
+        for name in d:
+            lab.restore(name)
+    _wait_holder(lab, d[0])
+    return notes
+
+
+@scenario
+def haproxy_dies(lab: LabContext) -> list[str]:
+    """HAProxy killed on the active director (the node stays up): the VIPs move, service continues."""
+    master, standby = lab.directors[0].name, lab.directors[1].name
+    notes: list[str] = []
+    try:
+        lab.kill(master, "haproxy")
+        took = _wait_holder(lab, standby)
+        _check_active(lab, standby, notes, took)
+    finally:
+        lab.restart(master, "haproxy")
+    took = _wait_holder(lab, master)
+    notes.append(f"HAProxy restarted on {master}: VIPs back in {took:.2f} s")
+    return notes
+
+
+def _under_load(lab: LabContext, port: int, action: Callable[[], None], requests: int = 3000) -> dict:
+    proc = lab.start_load(lab.url(port, "/index.php"), requests, concurrency=LOAD_CONCURRENCY, duration=60)
+    time.sleep(0.3)
+    action()
+    return lab.finish_load(proc)
+
+
+def _wait_states(lab: LabContext, servers: list[str], state: str, timeout: float = 10) -> float:
+    return wait_until(f"{servers} {state}", lambda: all(lab.server_states(s) == {state} for s in servers), timeout, 0.2)
+
+
+LOAD_CONCURRENCY = 10
+
+
+def loss_budget(mode: str) -> int:
+    """Requests a failure may cost: none in HTTP mode (layer-7 retries replay them); in TCP mode
+    at most those already forwarded to the failing server (a layer-4 proxy cannot replay them)."""
+    return 0 if mode == "http" else LOAD_CONCURRENCY
+
+
+def _nfs_services(lab: LabContext):
+    return lab.services_by("http", "nfs") + lab.services_by("tcp", "nfs")
+
+
+@scenario
+def containers_stopped(lab: LabContext) -> list[str]:
+    """One, then two containers stopped (`docker stop`: php:apache's SIGWINCH graceful stop): DOWN, traffic continues."""
+    notes = []
+    for svc in _nfs_services(lab):
+        victims = [(b.name, c.name) for b, c in lab.topo.service_members(svc)][:2]
+        try:
+            for count in (1, 2):
+                chosen = victims[:count]
+                result = _under_load(lab, svc.port, lambda: [lab.kill(h, f"container:{c}", sig=signal.SIGWINCH) for h, c in chosen])
+                took = _wait_states(lab, [c for _, c in chosen], "DOWN")
+                assert result["failed"] <= loss_budget(svc.mode.value), f"{svc.name}: {result['failed']} requests failed: {result['failures']}"
+                notes.append(f"{svc.name}, {count} stopped: DOWN {took:.1f} s after the load ended, {result['ok']}/{result['requests']} OK ({result['failed']} lost)")
+                for h, c in chosen:
+                    lab.restart(h, f"container:{c}")
+                _wait_states(lab, [c for _, c in chosen], "UP")
+        finally:
+            for h, c in victims:
+                if not _alive(lab, h, c):
+                    lab.restart(h, f"container:{c}")
+    return notes
+
+
+def _alive(lab: LabContext, host: str, container: str) -> bool:
+    from . import processes
+
+    return processes.alive(lab.state, host, f"container:{container}")
+
+
+@scenario
+def docker_host_cut(lab: LabContext) -> list[str]:
+    """A whole Docker host unplugged: its containers DOWN; in HTTP mode no request fails.
+
+    In TCP mode a request already forwarded to the vanished host cannot be replayed by a
+    layer-4 proxy, so at most the requests in flight on that host fail (bounded by the
+    client's concurrency); every new connection is redispatched.
+    """
+    host = lab.topo.cluster.backends[-1].name
+    mine = lab.containers_of(host)
+    notes = []
+    try:
+        for svc in _nfs_services(lab):
+            result = _under_load(lab, svc.port, lambda: lab.cut(host))
+            took = _wait_states(lab, mine, "DOWN")
+            assert result["failed"] <= loss_budget(svc.mode.value), f"{svc.name}: {result['failed']} requests failed: {result['failures']}"
+            notes.append(f"{svc.name}: {host} cut, its {len(mine)} containers DOWN within {took:.1f} s more, {result['ok']}/{result['requests']} OK ({result['failed']} in flight lost), longest gap {result['longest_gap_s']:.2f} s")
+            lab.restore(host)
+            _wait_states(lab, mine, "UP", timeout=15)
+    finally:
+        lab.restore(host)
+    return notes
+
+
+@scenario
+def pages(lab: LabContext) -> list[str]:
+    """pi.php?n=100000 gives pi and the serving address; imagen.html and its image are served."""
+    svc = lab.services_by("tcp", "nfs")[0]
+    pi = probe.get(lab.url(svc.port, "/pi.php?n=100000"))
+    assert pi.ok and "es igual a 3.141593" in pi.body, f"pi.php: {pi.status} {pi.body[:200]}"
+    m = re.search(r"El servidor es ([0-9.]+) \(([^)]*)\)", pi.body)
+    assert m, "pi.php does not name the serving address"
+    page = probe.get(lab.url(svc.port, "/imagen.html"))
+    assert page.ok and 'src="imagen.jpg"' in page.body, f"imagen.html: {page.status}"
+    img = probe.get(lab.url(svc.port, "/imagen.jpg"))
+    assert img.ok and img.headers.get("content-type") == "image/jpeg", f"imagen.jpg: {img.status} {img.headers.get('content-type')}"
+    index1 = probe.get(lab.url(svc.port, "/index1.php"))
+    assert index1.ok and 'http-equiv="refresh"' in index1.body
+    return [f"pi.php: 3.141593 from {m.group(1)} ({m.group(2)})", f"imagen.jpg: {img.headers.get('content-length')} bytes", "index1.php reloads itself"]
+
+
+@scenario
+def gluster_server_cut(lab: LabContext) -> list[str]:
+    """Seed test 4.1.4: a Gluster server cut off; Gluster services keep serving, gv0 takes writes, heals on return."""
+    from .gluster_checks import gluster_server_cut as run
+
+    return run(lab)
+
+
+def main(only: list[str] | None = None) -> int:
+    lab = LabContext.current()
+    names = only or list(SCENARIOS)
+    rows = []
+    for name in names:
+        start = time.monotonic()
+        try:
+            notes = SCENARIOS[name](lab)
+            rows.append((name, "PASS", time.monotonic() - start, notes))
+        except AssertionError as exc:
+            rows.append((name, "FAIL", time.monotonic() - start, [str(exc)]))
+    width = max(len(r[0]) for r in rows)
+    print(f"{'scenario':<{width}}  result  time")
+    for name, result, took, notes in rows:
+        print(f"{name:<{width}}  {result:<6} {took:5.1f}s")
+        for n in notes:
+            print(f"{'':<{width}}    - {n}")
+    failed = sum(r[1] == "FAIL" for r in rows)
+    print(f"{len(rows) - failed} passed, {failed} failed")
+    return 1 if failed else 0

@@ -1,0 +1,105 @@
+"""Names and on-disk state of the lab, so `down` finds everything `up` made, even after a crash."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets as pysecrets
+import string
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from ..sandbox import Sandbox
+
+LAB_ROOT = Path(os.environ.get("HAWC_LAB_ROOT", "/var/lib/hawc-lab"))
+NETNS_PREFIX = "hwl-"  # every lab namespace
+LINK_PREFIX = "hwl"  # every lab bridge and veth end in the root namespace
+CLIENT = "client"
+NETWORKS = ("external", "internal", "heartbeat")
+BRIDGES = {"external": "hwl-ext", "internal": "hwl-int", "heartbeat": "hwl-hb"}
+
+
+def netns_name(node: str) -> str:
+    return f"{NETNS_PREFIX}{node}"[:32]
+
+
+def sandbox(node: str) -> Sandbox:
+    return Sandbox(netns_name(node), LAB_ROOT / "nodes" / node)
+
+
+def outside_link(node_index: int, nic_index: int) -> str:
+    """Root-namespace end of a node's NIC (interface names are limited to 15 characters)."""
+    return f"{LINK_PREFIX}{node_index:03d}n{nic_index}"
+
+
+@dataclass
+class Process:
+    node: str
+    role: str  # dnsmasq, haproxy, keepalived, container:<name>, glusterd, ...
+    pid: int
+    argv: list[str]
+    log: str
+
+
+@dataclass
+class LabState:
+    stack: str
+    stack_file: str
+    client_address: str = ""
+    processes: list[Process] = field(default_factory=list)
+    created_dirs: list[str] = field(default_factory=list)  # host mountpoint dirs we had to create
+    loop_devices: list[str] = field(default_factory=list)
+    links: dict[str, list[str]] = field(default_factory=dict)  # node -> outside link names, in NIC order
+    secrets_file: str = ""
+    complete: bool = False  # set when `up` finished
+
+    @staticmethod
+    def path() -> Path:
+        return LAB_ROOT / "state.json"
+
+    def save(self) -> None:
+        LAB_ROOT.mkdir(parents=True, exist_ok=True)
+        tmp = self.path().with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(self), indent=2, sort_keys=True))
+        tmp.replace(self.path())
+
+    @classmethod
+    def load(cls) -> Optional["LabState"]:
+        try:
+            raw = json.loads(cls.path().read_text())
+        except (OSError, ValueError):
+            return None
+        raw["processes"] = [Process(**p) for p in raw.get("processes", [])]
+        return cls(**raw)
+
+    def find(self, node: str, role: str) -> Optional[Process]:
+        for p in self.processes:
+            if p.node == node and p.role == role:
+                return p
+        return None
+
+    def replace(self, proc: Process) -> None:
+        self.processes = [p for p in self.processes if not (p.node == proc.node and p.role == proc.role)]
+        self.processes.append(proc)
+
+
+def lab_secrets() -> dict[str, str]:
+    """Generated once per lab and kept root-only; the lab never prints them."""
+    path = LAB_ROOT / "secrets.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    alphabet = string.ascii_letters + string.digits
+    values = {
+        "statsPassword": "".join(pysecrets.choice(alphabet) for _ in range(20)),
+        "vrrpAuthPass": "".join(pysecrets.choice(alphabet) for _ in range(8)),
+        "haclusterPassword": "".join(pysecrets.choice(alphabet) for _ in range(20)),
+        "corosyncKey": pysecrets.token_urlsafe(128),
+        "fencePassword": "".join(pysecrets.choice(alphabet) for _ in range(20)),
+        "sshPublicKey": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHdhbGtpbmctbGFiLW5vLXNzaC1oZXJlAAAAAAAAAA lab",
+    }
+    LAB_ROOT.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(values, f)
+    return values
