@@ -44,6 +44,14 @@ def cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    from .checks import check_config, format_table
+
+    results = check_config(load_from_args(args).config)
+    print(format_table(results, verbose=args.verbose))
+    return 1 if any(not r.ok for r in results) else 0
+
+
 def cmd_docs(args: argparse.Namespace) -> int:
     from .docs import configuration_reference
 
@@ -72,6 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_stack_args(p)
     p.add_argument("--out", type=Path, required=True, help="output directory (DIR/<node>/<absolute path>)")
     p.set_defaults(func=cmd_render)
+
+    p = sub.add_parser("check", help="run the daemons' own config checkers on every node's rendered files (root; exit 1 on a failure)")
+    _add_stack_args(p)
+    p.add_argument("--verbose", "-v", action="store_true", help="print every checker's output, not only the failures'")
+    p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("docs", help="regenerate docs/configuration.md from the model")
     p.add_argument("--out", type=Path, default=Path("docs/configuration.md"))

@@ -1,0 +1,37 @@
+"""Shared fixtures: the repository's stack files, the dev plan, and the CLI as a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Optional
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # `pytest` as well as `python -m pytest` imports the package from the checkout
+
+from webcluster.render import ClusterPlan, render_cluster
+from webcluster.stackfile import LoadedStack, load_stack_file
+
+DEV_STACK = ROOT / "Pulumi.dev.yaml"
+TOPOLOGIES = sorted((ROOT / "tests" / "topologies").glob("*.yaml"))
+
+
+def run_cli(*args: str, env: Optional[dict[str, str]] = None) -> subprocess.CompletedProcess:
+    """`python -m webcluster ARGS` from the repository root, as a user runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "webcluster", *args], cwd=ROOT, capture_output=True, text=True, timeout=300, env={**os.environ, **(env or {})}
+    )
+
+
+@pytest.fixture(scope="session")
+def dev_stack() -> LoadedStack:
+    return load_stack_file(DEV_STACK)
+
+
+@pytest.fixture(scope="session")
+def dev_plan(dev_stack: LoadedStack) -> ClusterPlan:
+    return render_cluster(dev_stack.config)
