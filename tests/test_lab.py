@@ -16,7 +16,7 @@ import pytest
 from webcluster import netns
 from webcluster.lab import lifecycle, scenarios
 from webcluster.lab.context import LabContext
-from webcluster.lab.state import LINK_PREFIX, NETNS_PREFIX, LabState
+from webcluster.lab.state import LINK_PREFIX, NETNS_PREFIX, LabState, exclusive
 from webcluster.stackfile import load_stack_file
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,12 +29,13 @@ def _lab_leftovers() -> list[str]:
 
 @pytest.fixture(scope="module")
 def lab():
-    lifecycle.down(progress=lambda _m: None)
-    try:
-        lifecycle.up(load_stack_file(DEV), str(DEV), progress=lambda _m: None)
-        yield LabContext.current()
-    finally:
+    with exclusive():  # a lab command running elsewhere on this machine finishes first
         lifecycle.down(progress=lambda _m: None)
+        try:
+            lifecycle.up(load_stack_file(DEV), str(DEV), progress=lambda _m: None)
+            yield LabContext.current()
+        finally:
+            lifecycle.down(progress=lambda _m: None)
 
 
 def test_status_json_names_nodes_vips_and_client(lab):

@@ -69,24 +69,34 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return bench.main(args)
 
 
+def _locked(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    def wrapper(args: argparse.Namespace) -> int:
+        from .state import exclusive
+
+        with exclusive():
+            return func(args)
+
+    return wrapper
+
+
 def add_lab_parser(sub: argparse._SubParsersAction, add_stack_args: Callable[[argparse.ArgumentParser], None]) -> None:
     lab = sub.add_parser("lab", help="the namespace lab: the stack's cluster on this machine, real daemons")
     lsub = lab.add_subparsers(dest="lab_command", required=True)
     p = lsub.add_parser("up", help="create the namespaces and start every daemon")
     add_stack_args(p)
-    p.set_defaults(func=cmd_up)
+    p.set_defaults(func=_locked(cmd_up))
     p = lsub.add_parser("down", help="remove everything the lab created")
-    p.set_defaults(func=cmd_down)
+    p.set_defaults(func=_locked(cmd_down))
     p = lsub.add_parser("status", help="nodes, VIP holders, HAProxy server states")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_status)
     p = lsub.add_parser("test", help="run the seed's scenarios on the running lab and print a table")
     p.add_argument("--only", nargs="*", default=None, help="scenario names to run")
-    p.set_defaults(func=cmd_test)
+    p.set_defaults(func=_locked(cmd_test))
     p = lsub.add_parser("bench", help="failover and load measurements (table, CSV, PNG)")
     p.add_argument("--out", type=Path, default=Path("bench-results"))
     p.add_argument("--trials", type=int, default=5)
     p.add_argument("--requests", type=int, default=5000)
     p.add_argument("--quick", action="store_true", help="fewer trials and requests")
     p.add_argument("--skip", nargs="*", default=[], help="parts to skip: takeover, load, ab, gluster")
-    p.set_defaults(func=cmd_bench)
+    p.set_defaults(func=_locked(cmd_bench))

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import secrets as pysecrets
 import string
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -103,3 +106,27 @@ def lab_secrets() -> dict[str, str]:
     with os.fdopen(fd, "w") as f:
         json.dump(values, f)
     return values
+
+
+class LabBusy(RuntimeError):
+    pass
+
+
+@contextlib.contextmanager
+def exclusive(timeout: float = 1800.0, poll: float = 0.5):
+    """One lab user at a time (up, down, test, bench, the lab tests): others wait, bounded."""
+    LAB_ROOT.mkdir(parents=True, exist_ok=True)
+    with open(LAB_ROOT / "lock", "w") as f:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise LabBusy(f"another lab command held {LAB_ROOT / 'lock'} for {timeout:.0f} s") from None
+                time.sleep(poll)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
