@@ -296,7 +296,7 @@ def cloud_init_yaml(env: NodeEnv, f: RenderedFile) -> Outcome:
 
 
 def network_config(env: NodeEnv, f: RenderedFile) -> Outcome:
-    """Every NIC in network-config is one of the model's: same name, MAC and address."""
+    """Every NIC of the model is in network-config with its name, MAC and address (bond: the first slave only)."""
     try:
         doc = yaml.safe_load(env.text(f)) or {}
     except yaml.YAMLError as exc:
@@ -310,11 +310,13 @@ def network_config(env: NodeEnv, f: RenderedFile) -> Outcome:
             continue
         if (eth.get("match") or {}).get("macaddress") != nic.mac or eth.get("set-name") != name:
             problems.append(f"{name}: must match MAC {nic.mac} and set-name {name}")
-        want = [] if nic.dhcp else [f"{nic.address}/{nic.prefix}"]
+        first_slave = nic.bond is None or nic.name == env.node.nics[0].name
+        want = [] if nic.dhcp or not first_slave else [f"{nic.address}/{nic.prefix}"]
         if list(eth.get("addresses") or []) != want or bool(eth.get("dhcp4")) != nic.dhcp:
             problems.append(f"{name}: expected {'dhcp4' if nic.dhcp else want}")
-    if not doc.get("ethernets"):
-        problems.append("no ethernets")
+    missing = set(nics) - set(doc.get("ethernets") or {})
+    if missing:
+        problems.append(f"NICs not named by MAC: {', '.join(sorted(missing))}")
     return Outcome(not problems, "\n".join(problems) or "NICs match the model")
 
 

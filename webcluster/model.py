@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import ipaddress
 from enum import Enum
-from typing import Literal, Optional
+from typing import ClassVar, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 
@@ -149,17 +149,52 @@ class Vrrp(Strict):
 
 
 class Pacemaker(Strict):
-    cluster_name: str = Field("cluster_tfm", description="corosync `cluster_name`.")
-    token_ms: int = Field(1000, ge=200, le=60000, description="corosync token timeout: a lost director is noticed after about this long (corosync's default is 3000).")
+    cluster_name: str = Field(
+        "cluster_tfm", pattern=r"^[A-Za-z0-9_-]{1,32}$", description="corosync `cluster_name`; also the subject of the quorum device's client certificate."
+    )
+    token_ms: int = Field(
+        1000,
+        ge=200,
+        le=60000,
+        description="corosync token timeout: a lost director is noticed after about this long (corosync's default is 3000, plus 650 per node beyond two; here `token_coefficient` is 0 so this is the whole timeout). Keep it above the longest pause a director VM may see.",
+    )
     monitor_interval_s: int = Field(2, ge=1, le=300, description="Pacemaker monitor interval of the VIP and HAProxy resources.")
+    failure_timeout_s: int = Field(
+        60, ge=10, le=86400, description="After a failure of HAProxy a director is avoided for this long (the VIPs move at the first failure), then HAProxy is restarted there and the VIPs come back if it is the preferred director."
+    )
     qnetd_host: Optional[str] = Field(
-        "nas", description="Node running corosync-qnetd (the quorum arbitrator); must not be a director. `null` disables the quorum device (then 2 of 3 directors are needed)."
+        "nas",
+        description="Node running corosync-qnetd, the quorum arbitrator (algorithm `lms`): a director that still reaches it keeps quorum even when it is the last one, so the VIPs survive the loss of every other director. While the arbitrator itself is down, quorum needs every director: the VIPs stay where they are, and stop (never split) if a director fails too. Must not be a director. `null`: no quorum device; a majority of the directors is needed, so a last director alone stops the VIPs.",
     )
-    fencing: Literal["virsh", "vbox", "none"] = Field(
-        "virsh", description="Fence agent: `virsh` (fence_virsh over SSH to the libvirt host), `vbox` (fence_vbox) or `none` (explicit opt-out; `validate` warns)."
+    fencing: Literal["auto", "virsh", "vbox", "none"] = Field(
+        "auto",
+        description="Fence agent: `auto` (the hypervisor's: fence_virsh on libvirt, fence_vbox on VirtualBox), `virsh` (SSH to the libvirt host, `virsh destroy`), `vbox` (SSH to the VirtualBox host, `VBoxManage`) or `none` (explicit opt-out; `validate` warns).",
     )
-    fence_host: str = Field("192.168.1.1", description="Address of the hypervisor host the fence agent logs into.")
-    fence_user: str = Field("fence", description="User the fence agent logs in as on the hypervisor host (its password is the `fencePassword` secret).")
+    fence_host: Optional[str] = Field(
+        None, description="Address of the hypervisor host the fence agent logs into over SSH, as the directors reach it (default: the external network's gateway, the host's own address on a libvirt NAT network)."
+    )
+    fence_user: str = Field(
+        "fence",
+        pattern=r"^[a-z_][a-z0-9_-]*$",
+        description="User the fence agent logs in as on the hypervisor host (its password is the `fencePassword` secret). For fence_virsh it must be allowed to run `virsh` against qemu:///system (group `libvirt` and `uri_default` in ~/.config/libvirt/libvirt.conf), for fence_vbox `VBoxManage` on the VMs.",
+    )
+    fence_vms: dict[str, str] = Field(
+        default_factory=dict, description="Director name -> its VM's name on the hypervisor (the fence agent's `plug`), for directors whose VM is not named after them."
+    )
+    fence_params: dict[str, str] = Field(
+        default_factory=dict,
+        description="Extra parameters of every fence device, e.g. `{host_os: windows, vboxmanage_path: ...}` for fence_vbox on a Windows host or `{use_sudo: \"1\"}`. The connection, credentials, plug and host list are set from the keys above.",
+    )
+
+    # The fence agent that can power off each hypervisor's VMs (what `fencing: auto` means).
+    NATIVE_FENCING: ClassVar[dict[str, str]] = {"libvirt": "virsh", "virtualbox": "vbox"}
+
+    def fence_agent(self, hypervisor: Hypervisor) -> Optional[str]:
+        """The fence agent's command (`auto` resolved for the hypervisor), or None when fencing is off."""
+        if self.fencing == "none":
+            return None
+        kind = self.NATIVE_FENCING[hypervisor.value] if self.fencing == "auto" else self.fencing
+        return f"fence_{kind}"
 
 
 class Stats(Strict):
@@ -318,6 +353,12 @@ class Cluster(Strict):
     gluster: Gluster = Field(default_factory=Gluster, description="The GlusterFS pool.")
     docker: Docker = Field(default_factory=Docker, description="Container settings shared by every Docker host.")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _defaults_follow_their_network(cls, data: Any) -> Any:
+        """Changing a network's CIDR moves every address left at its default (one-key re-addressing)."""
+        return rebase_defaults(data) if isinstance(data, dict) else data
+
 
 class Libvirt(Strict):
     uri: str = Field("qemu:///system", description="Default libvirt connection URI (`qemu+ssh://user@host/system` for a remote host).")
@@ -376,5 +417,78 @@ SECRET_KEYS: dict[str, str] = {
     "haclusterPassword": "Password of the `hacluster` user (pacemaker).",
     "corosyncKey": "corosync authkey, base64 of 128+ random bytes (pacemaker).",
     "fencePassword": "Password the fence agent uses on the hypervisor host (pacemaker).",
+    "qdeviceSeed": "Random text (16+ characters) from which the directors and the quorum arbitrator derive the quorum device's TLS keys (pacemaker).",
     "sshPrivateKey": "OpenSSH private key Pulumi uses to reach the nodes (its public half goes into cloud-init).",
 }
+
+
+# --------------------------------------------------------------------------- re-addressing
+
+SEED_CIDRS = {"external": "192.168.1.0/24", "internal": "10.0.100.0/24", "heartbeat": "10.0.50.0/24"}
+
+
+def _moved_networks(data: dict) -> dict[str, tuple[ipaddress.IPv4Network, ipaddress.IPv4Network]]:
+    moved = {}
+    for name, seed in SEED_CIDRS.items():
+        raw = (data.get("networks") or {}).get(name)
+        if isinstance(raw, dict) and "cidr" in raw:
+            try:
+                new = ipaddress.IPv4Network(str(raw["cidr"]))
+            except ValueError:
+                continue  # the field's own validation reports it
+            old = ipaddress.IPv4Network(seed)
+            if new != old:
+                moved[name] = (old, new)
+    return moved
+
+
+def rebase_defaults(data: dict) -> dict:
+    """Seed addresses the user did not set are moved into the user's CIDRs, keeping their host part.
+
+    So `cluster.networks.external.cidr: 192.168.123.0/24` alone moves the gateway, the
+    external VIP and the directors' external addresses too. Addresses the user sets are
+    never touched; ones that do not fit are reported by validation as usual.
+    """
+    moved = _moved_networks(data)
+    if not moved:
+        return data
+
+    def rebase(addr: Any) -> str:
+        ip = ipaddress.IPv4Address(str(addr))
+        for old, new in moved.values():
+            if ip in old and int(ip) - int(old.network_address) < new.num_addresses:
+                return str(new.network_address + (int(ip) - int(old.network_address)))
+        return str(ip)
+
+    out = dict(data)
+    nets = {k: dict(v) for k, v in (out.get("networks") or {}).items()}
+    seed_nets = Networks()
+    for name in moved:
+        seed_gw = getattr(seed_nets, name).gateway
+        if seed_gw is not None and "gateway" not in nets[name]:
+            nets[name]["gateway"] = rebase(seed_gw)
+    out["networks"] = nets
+    vips = dict(out.get("vips") or {})
+    for key, value in Vips().model_dump().items():
+        vips.setdefault(key, rebase(value))
+    out["vips"] = vips
+    if "internal" in moved:
+        dhcp = dict(out.get("dhcp") or {})
+        for key in ("start", "end"):
+            dhcp.setdefault(key, rebase(getattr(Dhcp(), key)))
+        out["dhcp"] = dhcp
+        nas = dict(out.get("nas") or {})
+        nas.setdefault("address", rebase(Nas().address))
+        out["nas"] = nas
+        gluster = dict(out.get("gluster") or {})
+        if "servers" not in gluster:
+            gluster["servers"] = [{**g.model_dump(by_alias=True), "address": rebase(g.address)} for g in Gluster().servers]
+        out["gluster"] = gluster
+        if "backends" not in out:
+            out["backends"] = [{**b.model_dump(by_alias=True), "address": rebase(b.address)} for b in _seed_backends()]
+    if "directors" not in out:
+        out["directors"] = [
+            {**d.model_dump(by_alias=True), **{k: rebase(getattr(d, k)) for k in ("external", "internal", "heartbeat")}}
+            for d in _seed_directors()
+        ]
+    return out

@@ -31,12 +31,15 @@ def _nic_views(topo: Topology, node: Node) -> list[NicView]:
         if node.role == ROLE_DIRECTOR and nic.network == "external" and c.networks.external.gateway:
             gateway = str(c.networks.external.gateway)
             nameservers = (gateway,)
+        address = None if nic.dhcp else str(nic.address)
         if node.role == ROLE_NAS and nic.bond:
-            # First boot: the NAS comes up on its first NIC; the 10-bond step moves the address to bond0.
+            # First boot: the NAS comes up on its first NIC; the other slaves are only named (by MAC),
+            # and the 10-bond step moves the address to bond0.
             if nic.name != node.nics[0].name:
-                continue
-            gateway, nameservers = str(c.vips.internal), (str(c.vips.internal),)
-        views.append(NicView(nic.name, nic.mac, nic.dhcp, None if nic.dhcp else str(nic.address), nic.prefix, gateway, nameservers))
+                address = None
+            else:
+                gateway, nameservers = str(c.vips.internal), (str(c.vips.internal),)
+        views.append(NicView(nic.name, nic.mac, nic.dhcp, address, nic.prefix, gateway, nameservers))
     return views
 
 

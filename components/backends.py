@@ -1,0 +1,45 @@
+"""The web tier: Docker hosts (engine, docroot mounts, containers) and the web content they serve."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from webcluster.render.content import CONTENT_DIR
+from webcluster.render.plan import Step
+from webcluster.topology import ROLE_BACKEND, Node, Topology
+
+from .tier import Tier
+
+
+def is_content_step(step: Step) -> bool:
+    """The step that publishes the web pages into the shared docroots (it runs on one Docker host)."""
+    return any(path.startswith(CONTENT_DIR + "/") for path in step.files)
+
+
+class DockerBackends(Tier):
+    """Docker hosts and their php:apache containers."""
+
+    TYPE = "ha-web-cluster:backends:DockerBackends"
+    ROLES = (ROLE_BACKEND,)
+
+    @classmethod
+    def owns_step(cls, step: Step, node: Node) -> bool:
+        return super().owns_step(step, node) and not is_content_step(step)
+
+    def describe(self, topology: Topology) -> dict[str, Any]:
+        self.containers = {b.name: [f"{c.name}:{c.port}" for c in b.containers] for b in topology.cluster.backends}
+        return {"containers": self.containers}
+
+
+class WebContent(Tier):
+    """The seed's pages (index.php, pi.php, imagen.html...) in every shared docroot in use. Owns no VM."""
+
+    TYPE = "ha-web-cluster:content:WebContent"
+
+    @classmethod
+    def owns_step(cls, step: Step, node: Node) -> bool:
+        return is_content_step(step)
+
+    def describe(self, topology: Topology) -> dict[str, Any]:
+        self.docroots = [topology.docroot(s) for s in topology.storages_in_use()]
+        return {"docroots": self.docroots}

@@ -1,0 +1,182 @@
+"""libvirt through pulumi-libvirt: the one module that imports it (so the provider can be swapped).
+
+Per hypervisor host in use: a provider, a storage pool, the base image and the networks
+its nodes sit on. Per node: a copy-on-write root volume, blank data disks, a cloud-init
+disk and a domain with a serial console. Pulumi reaches every node on its internal
+address through the default host's own address on the internal network
+(``libvirt.hostAddress``, by default the last usable one), hopping through that host
+over SSH when ``libvirt.uri`` is remote. Nodes placed on other hosts are reached the same
+way, so those hosts' networks must be joined to the default host's at layer 2.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import posixpath
+from dataclasses import dataclass
+from typing import Any, Optional
+from urllib.parse import urlparse
+
+import pulumi
+import pulumi_libvirt as libvirt
+
+from webcluster.model import StackConfig
+from webcluster.topology import Node, Topology
+from webcluster.validation import Problem
+
+from ..secrets import SshAccess
+from .base import ROOT_DISK_MIB, CloudInit, Machine, NodeVm, connection, proxy
+
+DEFAULT_HOST = "default"
+POOL_NAME = "ha-web-cluster"
+MIB = 1024 * 1024
+
+
+def host_address(config: StackConfig) -> ipaddress.IPv4Address:
+    """The default host's address on the internal network."""
+    internal = config.cluster.networks.internal.cidr
+    return config.libvirt.host_address or internal.broadcast_address - 1
+
+
+def placement(config: StackConfig) -> dict[str, str]:
+    """Node -> hypervisor host name (DEFAULT_HOST for `libvirt.uri`)."""
+    return {n.name: config.libvirt.placement.get(n.name, DEFAULT_HOST) for n in Topology(config).nodes}
+
+
+def host_uri(config: StackConfig, host: str) -> str:
+    return config.libvirt.uri if host == DEFAULT_HOST else config.libvirt.hosts[host]
+
+
+def ssh_hop(uri: str) -> Optional[tuple[str, int, str]]:
+    """(host, port, user) of a `qemu+ssh://` URI - the hop to a remote hypervisor host - else None."""
+    parsed = urlparse(uri)
+    if not parsed.scheme.endswith("+ssh") or not parsed.hostname:
+        return None
+    return parsed.hostname, parsed.port or 22, parsed.username or "root"
+
+
+def problems(config: StackConfig) -> list[Problem]:
+    """The host's internal address must be free: no node, VIP, gateway or DHCP lease may use it."""
+    c = config.cluster
+    address = host_address(config)
+    key = "libvirt.hostAddress"
+    taken = {str(n.internal_address): n.name for n in Topology(config).nodes}
+    taken[str(c.vips.internal)] = "the internal VIP"
+    if c.networks.internal.gateway:
+        taken[str(c.networks.internal.gateway)] = "the internal gateway"
+    out = []
+    if str(address) in taken:
+        out.append(Problem(key, f"{address} is already used by {taken[str(address)]}"))
+    if c.dhcp.start <= address <= c.dhcp.end:
+        out.append(Problem(key, f"{address} is inside the DHCP range {c.dhcp.start}-{c.dhcp.end}"))
+    if address in (c.networks.internal.cidr.network_address, c.networks.internal.cidr.broadcast_address):
+        out.append(Problem(key, f"{address} is not a usable host address of {c.networks.internal.cidr}"))
+    return out
+
+
+def host_address_xslt(address: str) -> str:
+    """libvirt gives the host the network's first address; the cluster uses that one (cluster1), so move it."""
+    return (
+        '<?xml version="1.0"?>\n'
+        '<xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform">\n'
+        '  <xsl:output omit-xml-declaration="yes" indent="yes"/>\n'
+        '  <xsl:template match="node()|@*"><xsl:copy><xsl:apply-templates select="node()|@*"/></xsl:copy></xsl:template>\n'
+        f'  <xsl:template match="/network/ip/@address"><xsl:attribute name="address">{address}</xsl:attribute></xsl:template>\n'
+        "</xsl:stylesheet>\n"
+    )
+
+
+def network_args(config: StackConfig, network: str, is_default_host: bool) -> libvirt.NetworkArgs:
+    """external: NAT through the host (its address = the gateway); internal, heartbeat: isolated, no DHCP."""
+    net = getattr(config.cluster.networks, network)
+    host_ip: Optional[str] = None
+    if network == "external" and net.gateway is not None:
+        host_ip = str(net.gateway)
+    elif network == "internal" and is_default_host:
+        host_ip = str(host_address(config))
+    return libvirt.NetworkArgs(
+        name=f"hawc-{network}",
+        mode="nat" if network == "external" and host_ip else "none",
+        addresses=[str(net.cidr)] if host_ip else None,
+        dhcp=libvirt.NetworkDhcpArgs(enabled=False),  # the master director's dnsmasq serves DHCP
+        dns=libvirt.NetworkDnsArgs(enabled=network == "external" and host_ip is not None),
+        autostart=True,
+        xml=libvirt.NetworkXmlArgs(xslt=host_address_xslt(host_ip)) if host_ip else None,
+    )
+
+
+@dataclass(frozen=True)
+class _Host:
+    provider: libvirt.Provider
+    pool: libvirt.Pool
+    base_image: libvirt.Volume
+    networks: dict[str, libvirt.Network]
+
+
+class LibvirtPlatform(pulumi.ComponentResource):
+    """Pools, base images and networks per hypervisor host; one VM per node."""
+
+    problems = staticmethod(problems)
+
+    def __init__(self, name: str, config: StackConfig, ssh: SshAccess, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("ha-web-cluster:platform:Libvirt", name, None, opts)
+        self._config = config
+        self._ssh = ssh
+        self._placement = placement(config)
+        hop = ssh_hop(config.libvirt.uri)
+        self._proxy = proxy(*hop) if hop else None
+        topo = Topology(config)
+        self._hosts: dict[str, _Host] = {}
+        for host in sorted(set(self._placement.values())):
+            networks = sorted({nic.network for n in topo.nodes if self._placement[n.name] == host for nic in n.nics})
+            self._hosts[host] = self._declare_host(host, networks)
+        self.register_outputs({"hosts": {h: host_uri(config, h) for h in self._hosts}, "hostAddress": str(host_address(config))})
+
+    def _declare_host(self, host: str, networks: list[str]) -> _Host:
+        prefix = "" if host == DEFAULT_HOST else f"{host}-"
+        provider = libvirt.Provider(f"libvirt-{host}", uri=host_uri(self._config, host), opts=pulumi.ResourceOptions(parent=self))
+        opts = pulumi.ResourceOptions(parent=self, provider=provider, delete_before_replace=True)
+        pool = libvirt.Pool(f"{prefix}pool", name=POOL_NAME, type="dir", target=libvirt.PoolTargetArgs(path=self._config.libvirt.pool_path), opts=opts)
+        url = self._config.base_image_url
+        base = libvirt.Volume(f"{prefix}base-image", name=posixpath.basename(urlparse(url).path) or "base.qcow2", pool=pool.name, source=url, format="qcow2", opts=opts)
+        nets = {n: libvirt.Network(f"{prefix}network-{n}", network_args(self._config, n, host == DEFAULT_HOST), opts=opts) for n in networks}
+        return _Host(provider, pool, base, nets)
+
+    def machine(self, node: Node, cloud_init: CloudInit, parent: pulumi.Resource) -> Machine:
+        host = self._hosts[self._placement[node.name]]
+        vm = NodeVm(node, parent)
+        opts = pulumi.ResourceOptions(parent=vm, provider=host.provider, delete_before_replace=True)
+        root = libvirt.Volume(f"{node.name}-root", name=f"{node.name}-root.qcow2", pool=host.pool.name, base_volume_id=host.base_image.id, size=ROOT_DISK_MIB * MIB, format="qcow2", opts=opts)
+        data = [
+            libvirt.Volume(f"{node.name}-data{i}", name=f"{node.name}-data{i}.qcow2", pool=host.pool.name, size=size * MIB, format="qcow2", opts=opts)
+            for i, size in enumerate(node.data_disks_mib, start=1)
+        ]
+        seed = libvirt.CloudInitDisk(
+            f"{node.name}-seed",
+            name=f"{node.name}-seed.iso",
+            pool=host.pool.name,
+            user_data=cloud_init["user-data"],
+            meta_data=cloud_init["meta-data"],
+            network_config=cloud_init["network-config"],
+            opts=opts,
+        )
+        domain = libvirt.Domain(
+            node.name,
+            name=node.name,
+            type=self._config.libvirt.domain_type,
+            memory=node.memory_mib,
+            vcpu=node.vcpus,
+            autostart=True,
+            qemu_agent=False,
+            disks=[libvirt.DomainDiskArgs(volume_id=v.id) for v in (root, *data)],
+            network_interfaces=[
+                libvirt.DomainNetworkInterfaceArgs(network_id=host.networks[nic.network].id, mac=nic.mac, wait_for_lease=False) for nic in node.nics
+            ],
+            cloudinit=seed.id,
+            consoles=[libvirt.DomainConsoleArgs(type="pty", target_type="serial", target_port="0")],
+            opts=opts,
+        )
+        return vm.finish(Machine(node.name, (domain,), domain.id, connection(str(node.internal_address), self._ssh, proxy=self._proxy)))
+
+    def outputs(self) -> dict[str, Any]:
+        return {"libvirtHostAddress": str(host_address(self._config))}

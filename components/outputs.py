@@ -1,0 +1,49 @@
+"""Stack outputs: where the cluster answers, how to log in, and what was deployed."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+import pulumi
+
+from webcluster.topology import Node, Topology
+
+from .hypervisor import Platform
+from .secrets import ClusterSecrets
+
+
+def url(address: ipaddress.IPv4Address | str, port: int, path: str = "/") -> str:
+    return f"http://{address}:{port}{path}"
+
+
+def node_addresses(node: Node) -> dict[str, str]:
+    """Network -> address (a bonded NAS lists its one address once)."""
+    return {nic.network: str(nic.address) for nic in node.nics if nic.address is not None}
+
+
+def stack_outputs(topology: Topology, secrets: ClusterSecrets, platform: Platform) -> dict[str, Any]:
+    config = topology.config
+    c = topology.cluster
+    vip = c.vips.external
+    stats = c.haproxy.stats
+    outputs: dict[str, Any] = {
+        "hypervisor": config.hypervisor.value,
+        "haStack": config.ha_stack.value,
+        "externalVip": str(vip),
+        "internalVip": str(c.vips.internal),
+        "serviceUrls": {s.name: url(vip, s.port) for s in c.haproxy.services},
+        "statsUrls": {d.name: url(d.external, stats.port, stats.uri) for d in topology.directors},
+        "statsVipUrl": url(vip, stats.port, stats.uri),
+        "statsUser": stats.user,
+        "statsPassword": pulumi.Output.secret(secrets.values["statsPassword"]),
+        "nodes": {n.name: node_addresses(n) for n in topology.nodes},
+        "sshUser": secrets.ssh.user,
+        "sshPublicKey": secrets.ssh.public_key,
+    }
+    if "fencePassword" in secrets.values:  # the fence user on the hypervisor host needs it
+        outputs["fencePassword"] = pulumi.Output.secret(secrets.values["fencePassword"])
+    if secrets.ssh.private_key is not None:
+        outputs["sshPrivateKey"] = secrets.ssh.private_key  # `pulumi stack output sshPrivateKey --show-secrets`
+    outputs.update(platform.outputs())
+    return outputs
