@@ -36,6 +36,7 @@ from .model import StackConfig
 from .render import render_cluster
 from .render import placeholders
 from .render.backend import CONTAINERS_DIR
+from .cib import crm_load, empty_quorate_cib
 from .render.plan import ClusterPlan, NodePlan, RenderedFile
 from .render.storage import RAID_CONF
 from .sandbox import Sandbox
@@ -194,16 +195,12 @@ def with_check_logging(text: str, logfile: Path) -> str:
 
 def crm_load_and_verify(env: NodeEnv, f: RenderedFile) -> Outcome:
     """A crmsh configuration: load it into an empty offline CIB, then crm_verify that CIB."""
-    work = env.scratch("crm")
-    cib = work / "cib.xml"
-    with open(cib, "w") as out:
-        if subprocess.run(["cibadmin", "--empty"], stdout=out, stderr=subprocess.DEVNULL).returncode != 0:
-            return Outcome(False, "cibadmin --empty failed")
-    load = run_command(["crm", "configure", "load", "update", str(env.host_path(f))], env={**os.environ, "CIB_file": str(cib)})
-    if not load.ok:
-        return load
+    cib = empty_quorate_cib(env.scratch("crm") / "cib.xml")
+    errors = crm_load(cib, env.host_path(f))
+    if errors:
+        return Outcome(False, "\n".join(errors))
     verify = run_command(["crm_verify", "-x", str(cib)])
-    return Outcome(verify.ok, "\n".join(o for o in (load.output, verify.output) if o))
+    return Outcome(verify.ok, verify.output or "crm loaded, crm_verify clean")
 
 
 # --------------------------------------------------------------------------- structural checks

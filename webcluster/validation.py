@@ -193,21 +193,50 @@ def _check_directors(config: StackConfig) -> Iterator[Problem]:
     yield from _duplicates([(f"cluster.vrrp.routerIds.{k}", v) for k, v in ids.items()], "router id")
     if config.ha_stack.value == "keepalived" and c.vrrp.version == 2 and c.vrrp.advert_interval != int(c.vrrp.advert_interval):
         yield Problem("cluster.vrrp.advertInterval", "VRRP version 2 only supports whole seconds; use version 3 for sub-second adverts")
-    pm = c.pacemaker
     if config.ha_stack.value == "pacemaker":
-        director_names = {d.name for d in c.directors}
-        node_names = {n for _, n in _node_names(config)}
-        if pm.qnetd_host is not None:
-            if pm.qnetd_host in director_names:
-                yield Problem("cluster.pacemaker.qnetdHost", f"{pm.qnetd_host} is a director; the quorum arbitrator must be another node")
-            elif pm.qnetd_host not in node_names:
-                yield Problem("cluster.pacemaker.qnetdHost", f"{pm.qnetd_host} is not a node of the cluster")
-        if pm.fencing == "none":
-            yield Problem("cluster.pacemaker.fencing", "fencing is off: a partitioned director can keep the VIPs and cause a split brain", "warning")
-        if pm.fencing == "vbox" and config.hypervisor.value != "virtualbox":
-            yield Problem("cluster.pacemaker.fencing", "fence_vbox needs hypervisor: virtualbox")
-        if pm.fencing == "virsh" and config.hypervisor.value != "libvirt":
-            yield Problem("cluster.pacemaker.fencing", "fence_virsh needs hypervisor: libvirt")
+        yield from _check_pacemaker(config)
+
+
+SAFE_VALUE = re.compile(r"^[A-Za-z0-9_.:/@+=,-]+$")  # goes into the crm shell file unquoted or in double quotes
+FENCE_PARAM = re.compile(r"^[a-z][a-z0-9_]*$")
+FENCE_PARAMS_SET = {"ip", "ipaddr", "username", "login", "password", "passwd", "password_script", "passwd_script", "plug", "port", "pcmk_host_list", "pcmk_host_map"}
+
+
+def _check_pacemaker(config: StackConfig) -> Iterator[Problem]:
+    """Quorum arbitrator and fencing of the Corosync + Pacemaker stack."""
+    c = config.cluster
+    pm = c.pacemaker
+    base = "cluster.pacemaker"
+    director_names = {d.name for d in c.directors}
+    node_names = {n for _, n in _node_names(config)}
+    if pm.qnetd_host is None:
+        yield Problem(f"{base}.qnetdHost", "no quorum device: the last director standing cannot keep the VIPs (a majority of the directors is needed)", "warning")
+    elif pm.qnetd_host in director_names:
+        yield Problem(f"{base}.qnetdHost", f"{pm.qnetd_host} is a director; the quorum arbitrator must be another node")
+    elif pm.qnetd_host not in node_names:
+        yield Problem(f"{base}.qnetdHost", f"{pm.qnetd_host} is not a node of the cluster")
+    if pm.fencing == "none":
+        yield Problem(f"{base}.fencing", "fencing is off: a partitioned director can keep the VIPs and cause a split brain", "warning")
+        return
+    wanted = pm.NATIVE_FENCING[config.hypervisor.value]
+    if pm.fencing not in ("auto", wanted):
+        yield Problem(f"{base}.fencing", f"fence_{pm.fencing} cannot fence {config.hypervisor.value} VMs (use `auto` or `{wanted}`)")
+    if pm.fence_host is None and c.networks.external.gateway is None:
+        yield Problem(f"{base}.fenceHost", "not set and the external network has no gateway to default to")
+    if pm.fence_host is not None and not SAFE_VALUE.match(pm.fence_host):
+        yield Problem(f"{base}.fenceHost", f"{pm.fence_host!r} is not a host name or address")
+    for name, vm in pm.fence_vms.items():
+        if name not in director_names:
+            yield Problem(f"{base}.fenceVms.{name}", "not a director")
+        if not SAFE_VALUE.match(vm):
+            yield Problem(f"{base}.fenceVms.{name}", f"{vm!r} is not a plain VM name")
+    for key, value in pm.fence_params.items():
+        if not FENCE_PARAM.match(key):
+            yield Problem(f"{base}.fenceParams.{key}", "not a fence agent parameter name")
+        elif key in FENCE_PARAMS_SET:
+            yield Problem(f"{base}.fenceParams.{key}", "set from fenceHost, fenceUser, fenceVms and the fencePassword secret; not overridable")
+        if any(ch in value for ch in '"\\\n'):
+            yield Problem(f"{base}.fenceParams.{key}", "quotes, backslashes and newlines are not allowed")
 
 
 def _check_backends(config: StackConfig) -> Iterator[Problem]:
@@ -302,6 +331,8 @@ def _check_platform(config: StackConfig) -> Iterator[Problem]:
         internal = config.cluster.networks.internal.cidr
         if lv.host_address not in internal:
             yield Problem("libvirt.hostAddress", f"{lv.host_address} is not inside the internal network {internal}")
+    if config.hypervisor.value != "virtualbox":
+        return  # the seed's port forwards name the seed's ports: a libvirt stack may change those freely
     vb = config.virtualbox
     yield from _duplicates([(f"virtualbox.portForwards[{i}].hostPort", f.host_port) for i, f in enumerate(vb.port_forwards)], "host port")
     ports = {s.port for s in config.cluster.haproxy.services} | {config.cluster.haproxy.stats.port}

@@ -14,6 +14,7 @@ from .builder import NodeBuilder
 from .cloudinit import cloud_init_documents
 from .common import add_base
 from .director import add_director, add_smoke_check
+from .hastack import ha_stack_for
 from .plan import ClusterPlan, NodePlan, StepRef
 from .storage import add_gluster_server, add_gluster_volumes, add_nas
 
@@ -28,6 +29,7 @@ def render_cluster(config: StackConfig) -> ClusterPlan:
     ha_ready: list[StepRef] = []
     for d in topo.directors:
         ha_ready.append(add_director(builders[d.name], d).ref)
+    ha_stack_for(topo).add_other_nodes(builders)
     network_ready = [builders[topo.master.name].plan.step("30-dnsmasq").ref, *ha_ready]
     for b in builders.values():
         add_base(b, network_ready)

@@ -7,7 +7,7 @@ the renderer asks which stack is in use.
 from __future__ import annotations
 
 import math
-from typing import Protocol
+from typing import Mapping, Protocol
 
 from ..model import Director
 from ..topology import Topology
@@ -22,6 +22,9 @@ CHECK_HAPROXY = "/etc/keepalived/check_haproxy.sh"
 class HaStackRenderer(Protocol):
     def add_director(self, b: NodeBuilder, director: Director, haproxy_step: StepRef) -> Step:
         """Add this stack's files and steps to a director; return the step after which it can hold the VIPs."""
+
+    def add_other_nodes(self, builders: Mapping[str, NodeBuilder]) -> None:
+        """Add what the stack needs on nodes that are not directors (pacemaker's quorum arbitrator)."""
 
 
 class KeepalivedStack:
@@ -69,6 +72,9 @@ class KeepalivedStack:
             after=[haproxy_step],
             priority=director.priority,
         )
+
+    def add_other_nodes(self, builders: Mapping[str, NodeBuilder]) -> None:
+        """VRRP runs on the directors alone."""
 
 
 def ha_stack_for(topo: Topology) -> HaStackRenderer:
