@@ -70,9 +70,6 @@ def main() -> Mapping[str, Tier]:
     try:
         config = read_stack().config
         platform_cls = platform_class(config)
-        problems = platform_cls.problems(config)
-        if problems:
-            raise ConfigError(problems)
         plan = render_cluster(config)
     except ConfigError as exc:
         raise pulumi.RunError(f"invalid configuration of stack {pulumi.get_stack()}:\n{exc}") from None

@@ -121,6 +121,10 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, str]]] = {
     ),
     "placement on an unknown host": ({"libvirt.placement": {"cluster2": "h9"}}, {"libvirt.placement.cluster2": "unknown host 'h9'"}),
     "host address outside internal": ({"libvirt.hostAddress": "10.0.99.1"}, {"libvirt.hostAddress": "not inside the internal network"}),
+    "host address of a node": ({"libvirt.hostAddress": "10.0.100.100"}, {"libvirt.hostAddress": "10.0.100.100 is already used by nas"}),
+    "host address in the DHCP range": ({"libvirt.hostAddress": "10.0.100.30"}, {"libvirt.hostAddress": "inside the DHCP range"}),
+    "virtualbox gateway not first": ({"hypervisor": "virtualbox", "cluster.networks.external.gateway": "192.168.1.254"}, {"cluster.networks.external.gateway": "routes through its first address (192.168.1.1)"}),
+    "virtualbox ssh forward collides": ({"hypervisor": "virtualbox", "virtualbox.sshBasePort": 6999}, {"virtualbox.sshBasePort": "collides with the port forward HA-Estado"}),
     "duplicate forwarded port": ({"hypervisor": "virtualbox", "virtualbox.portForwards[1].hostPort": 8000}, {"virtualbox.portForwards[1].hostPort": "host port 8000 is already used"}),
     "forward to no service": ({"hypervisor": "virtualbox", "virtualbox.portForwards[0].guestPort": 8080}, {"virtualbox.portForwards[0].guestPort": "no HAProxy service or stats page listens on 8080"}),
 }

@@ -19,7 +19,6 @@ import fnmatch
 import hashlib
 import ipaddress
 import itertools
-import os
 import re
 import secrets
 import shutil

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 from enum import Enum
-from typing import ClassVar, Literal, Optional
+from typing import Any, ClassVar, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel

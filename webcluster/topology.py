@@ -167,3 +167,15 @@ class Topology:
 
     def network_of(self, name: str) -> ipaddress.IPv4Network:
         return getattr(self.cluster.networks, name).cidr
+
+    # ------------------------------------------------------------------ platform
+    @property
+    def libvirt_host_address(self) -> ipaddress.IPv4Address:
+        """The libvirt host's own address on the internal network, so Pulumi reaches internal-only nodes."""
+        return self.config.libvirt.host_address or self.cluster.networks.internal.cidr.broadcast_address - 1
+
+    @property
+    def virtualbox_ssh_ports(self) -> dict[str, int]:
+        """Host port of each node's SSH forward (only nodes on the NAT network can have one)."""
+        base = self.config.virtualbox.ssh_base_port
+        return {n.name: base + i for i, n in enumerate(self.nodes) if any(nic.network == "external" for nic in n.nics)}

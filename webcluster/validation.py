@@ -327,15 +327,53 @@ def _check_platform(config: StackConfig) -> Iterator[Problem]:
             yield Problem(f"libvirt.placement.{node}", "no node of that name")
         if host not in lv.hosts:
             yield Problem(f"libvirt.placement.{node}", f"unknown host {host!r} (define it under libvirt.hosts)")
-    if lv.host_address is not None:
-        internal = config.cluster.networks.internal.cidr
-        if lv.host_address not in internal:
-            yield Problem("libvirt.hostAddress", f"{lv.host_address} is not inside the internal network {internal}")
-    if config.hypervisor.value != "virtualbox":
-        return  # the seed's port forwards name the seed's ports: a libvirt stack may change those freely
+    if config.hypervisor.value == "libvirt":
+        yield from _check_libvirt_host_address(config)
+    else:
+        yield from _check_virtualbox(config)
+
+
+def _check_libvirt_host_address(config: StackConfig) -> Iterator[Problem]:
+    """The host's internal address must be free: no node, VIP, gateway or DHCP lease may use it."""
+    from .topology import Topology
+
+    c = config.cluster
+    topo = Topology(config)
+    address = topo.libvirt_host_address
+    internal = c.networks.internal.cidr
+    key = "libvirt.hostAddress"
+    if address not in internal:
+        yield Problem(key, f"{address} is not inside the internal network {internal}")
+        return
+    taken = {n.internal_address: n.name for n in topo.nodes}
+    taken[c.vips.internal] = "the internal VIP"
+    if c.networks.internal.gateway:
+        taken[c.networks.internal.gateway] = "the internal gateway"
+    if address in taken:
+        yield Problem(key, f"{address} is already used by {taken[address]}")
+    if c.dhcp.start <= address <= c.dhcp.end:
+        yield Problem(key, f"{address} is inside the DHCP range {c.dhcp.start}-{c.dhcp.end}")
+    if address in (internal.network_address, internal.broadcast_address):
+        yield Problem(key, f"{address} is not a usable host address of {internal}")
+
+
+def _check_virtualbox(config: StackConfig) -> Iterator[Problem]:
+    """Port forwards must name a listening port; a NAT network routes through its first address."""
+    from .topology import Topology
+
     vb = config.virtualbox
     yield from _duplicates([(f"virtualbox.portForwards[{i}].hostPort", f.host_port) for i, f in enumerate(vb.port_forwards)], "host port")
     ports = {s.port for s in config.cluster.haproxy.services} | {config.cluster.haproxy.stats.port}
     for i, f in enumerate(vb.port_forwards):
         if f.guest_port not in ports:
             yield Problem(f"virtualbox.portForwards[{i}].guestPort", f"no HAProxy service or stats page listens on {f.guest_port}")
+    ext = config.cluster.networks.external
+    first = ext.cidr.network_address + 1
+    if ext.gateway is not None and ext.gateway != first:
+        yield Problem("cluster.networks.external.gateway", f"a VirtualBox NAT network always routes through its first address ({first}), not {ext.gateway}")
+    forwards = {f.host_port: f.name for f in vb.port_forwards}
+    for node, port in Topology(config).virtualbox_ssh_ports.items():
+        if port > 65535:
+            yield Problem("virtualbox.sshBasePort", f"{node}'s SSH forward would use port {port}, above 65535")
+        if port in forwards:
+            yield Problem("virtualbox.sshBasePort", f"{node}'s SSH forward (port {port}) collides with the port forward {forwards[port]}")

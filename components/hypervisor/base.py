@@ -14,7 +14,6 @@ import pulumi
 
 from webcluster.model import StackConfig
 from webcluster.topology import Node
-from webcluster.validation import Problem
 
 from ..command import remote
 from ..secrets import SshAccess
@@ -49,10 +48,7 @@ class Platform(Protocol):
 
 
 class PlatformClass(Protocol):
-    """What the program needs before any resource exists: the checks, then the constructor."""
-
-    @staticmethod
-    def problems(config: StackConfig) -> list[Problem]: ...
+    """The hypervisor's platform constructor (its config rules live in webcluster.validation)."""
 
     def __call__(self, name: str, config: StackConfig, ssh: SshAccess, opts: Optional[pulumi.ResourceOptions] = None) -> Platform: ...
 

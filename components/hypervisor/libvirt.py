@@ -11,7 +11,6 @@ way, so those hosts' networks must be joined to the default host's at layer 2.
 
 from __future__ import annotations
 
-import ipaddress
 import posixpath
 from dataclasses import dataclass
 from typing import Any, Optional
@@ -22,7 +21,6 @@ import pulumi_libvirt as libvirt
 
 from webcluster.model import StackConfig
 from webcluster.topology import Node, Topology
-from webcluster.validation import Problem
 
 from ..secrets import SshAccess
 from .base import ROOT_DISK_MIB, CloudInit, Machine, NodeVm, connection, proxy
@@ -30,12 +28,6 @@ from .base import ROOT_DISK_MIB, CloudInit, Machine, NodeVm, connection, proxy
 DEFAULT_HOST = "default"
 POOL_NAME = "ha-web-cluster"
 MIB = 1024 * 1024
-
-
-def host_address(config: StackConfig) -> ipaddress.IPv4Address:
-    """The default host's address on the internal network."""
-    internal = config.cluster.networks.internal.cidr
-    return config.libvirt.host_address or internal.broadcast_address - 1
 
 
 def placement(config: StackConfig) -> dict[str, str]:
@@ -53,25 +45,6 @@ def ssh_hop(uri: str) -> Optional[tuple[str, int, str]]:
     if not parsed.scheme.endswith("+ssh") or not parsed.hostname:
         return None
     return parsed.hostname, parsed.port or 22, parsed.username or "root"
-
-
-def problems(config: StackConfig) -> list[Problem]:
-    """The host's internal address must be free: no node, VIP, gateway or DHCP lease may use it."""
-    c = config.cluster
-    address = host_address(config)
-    key = "libvirt.hostAddress"
-    taken = {str(n.internal_address): n.name for n in Topology(config).nodes}
-    taken[str(c.vips.internal)] = "the internal VIP"
-    if c.networks.internal.gateway:
-        taken[str(c.networks.internal.gateway)] = "the internal gateway"
-    out = []
-    if str(address) in taken:
-        out.append(Problem(key, f"{address} is already used by {taken[str(address)]}"))
-    if c.dhcp.start <= address <= c.dhcp.end:
-        out.append(Problem(key, f"{address} is inside the DHCP range {c.dhcp.start}-{c.dhcp.end}"))
-    if address in (c.networks.internal.cidr.network_address, c.networks.internal.cidr.broadcast_address):
-        out.append(Problem(key, f"{address} is not a usable host address of {c.networks.internal.cidr}"))
-    return out
 
 
 def host_address_xslt(address: str) -> str:
@@ -93,7 +66,7 @@ def network_args(config: StackConfig, network: str, is_default_host: bool) -> li
     if network == "external" and net.gateway is not None:
         host_ip = str(net.gateway)
     elif network == "internal" and is_default_host:
-        host_ip = str(host_address(config))
+        host_ip = str(Topology(config).libvirt_host_address)
     return libvirt.NetworkArgs(
         name=f"hawc-{network}",
         mode="nat" if network == "external" and host_ip else "none",
@@ -116,8 +89,6 @@ class _Host:
 class LibvirtPlatform(pulumi.ComponentResource):
     """Pools, base images and networks per hypervisor host; one VM per node."""
 
-    problems = staticmethod(problems)
-
     def __init__(self, name: str, config: StackConfig, ssh: SshAccess, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("ha-web-cluster:platform:Libvirt", name, None, opts)
         self._config = config
@@ -130,7 +101,7 @@ class LibvirtPlatform(pulumi.ComponentResource):
         for host in sorted(set(self._placement.values())):
             networks = sorted({nic.network for n in topo.nodes if self._placement[n.name] == host for nic in n.nics})
             self._hosts[host] = self._declare_host(host, networks)
-        self.register_outputs({"hosts": {h: host_uri(config, h) for h in self._hosts}, "hostAddress": str(host_address(config))})
+        self.register_outputs({"hosts": {h: host_uri(config, h) for h in self._hosts}, "hostAddress": str(Topology(config).libvirt_host_address)})
 
     def _declare_host(self, host: str, networks: list[str]) -> _Host:
         prefix = "" if host == DEFAULT_HOST else f"{host}-"
@@ -179,4 +150,4 @@ class LibvirtPlatform(pulumi.ComponentResource):
         return vm.finish(Machine(node.name, (domain,), domain.id, connection(str(node.internal_address), self._ssh, proxy=self._proxy)))
 
     def outputs(self) -> dict[str, Any]:
-        return {"libvirtHostAddress": str(host_address(self._config))}
+        return {"libvirtHostAddress": str(Topology(self._config).libvirt_host_address)}

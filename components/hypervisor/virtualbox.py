@@ -23,7 +23,6 @@ import pulumi
 
 from webcluster.model import StackConfig
 from webcluster.topology import Node, Topology
-from webcluster.validation import Problem
 
 from ..command import local, remote
 from ..secrets import SshAccess
@@ -35,28 +34,6 @@ INTERNAL_NETWORKS = {"internal": "hawc-internal", "heartbeat": "hawc-heartbeat"}
 LOCALHOST = "127.0.0.1"
 
 
-def ssh_ports(config: StackConfig) -> dict[str, int]:
-    """Host port of each node's SSH forward (only nodes on the NAT network can have one)."""
-    nodes = Topology(config).nodes
-    base = config.virtualbox.ssh_base_port
-    return {n.name: base + i for i, n in enumerate(nodes) if any(nic.network == "external" for nic in n.nics)}
-
-
-def problems(config: StackConfig) -> list[Problem]:
-    out = []
-    ext = config.cluster.networks.external
-    first = ext.cidr.network_address + 1
-    if ext.gateway is not None and ext.gateway != first:
-        out.append(Problem("cluster.networks.external.gateway", f"a VirtualBox NAT network always routes through its first address ({first}), not {ext.gateway}"))
-    forwards = {f.host_port: f.name for f in config.virtualbox.port_forwards}
-    for node, port in ssh_ports(config).items():
-        if port > 65535:
-            out.append(Problem("virtualbox.sshBasePort", f"{node}'s SSH forward would use port {port}, above 65535"))
-        if port in forwards:
-            out.append(Problem("virtualbox.sshBasePort", f"{node}'s SSH forward (port {port}) collides with the port forward {forwards[port]}"))
-    return out
-
-
 def forwarded_urls(config: StackConfig) -> dict[str, str]:
     """What each host port forward serves, as a URL on the VirtualBox host."""
     stats = config.cluster.haproxy.stats
@@ -65,8 +42,6 @@ def forwarded_urls(config: StackConfig) -> dict[str, str]:
 
 class VirtualBoxPlatform(pulumi.ComponentResource):
     """The NAT network, its forwards and the base VDI; one VM per node."""
-
-    problems = staticmethod(problems)
 
     def __init__(self, name: str, config: StackConfig, ssh: SshAccess, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("ha-web-cluster:platform:VirtualBox", name, None, opts)
@@ -85,7 +60,7 @@ class VirtualBoxPlatform(pulumi.ComponentResource):
             for f in vb.port_forwards
         ]
         topo = Topology(config)
-        self._ssh_ports = ssh_ports(config)
+        self._ssh_ports = Topology(config).virtualbox_ssh_ports
         self._ssh_forwards = {
             node: self._command(
                 f"forward-ssh-{node}", vbm.port_forward(vb.nat_network, f"ssh-{node}", LOCALHOST, port, str(_external(topo.node(node))), 22), self, [self._nat]
