@@ -75,7 +75,7 @@ def veth_into(ns: str, inside: str, outside: str, bridge: Optional[str] = None, 
     """A veth pair: `inside` in the namespace (renamed as the model's NIC), `outside` in the root namespace."""
     if ip("link", "show", outside, check=False).returncode == 0:
         ip("link", "del", outside, check=False)
-    tmp = f"t{abs(hash((ns, inside))) % 10**10}"[:15]
+    tmp = f"{outside[:14]}i"  # carries the caller's prefix, so a crash leaves nothing unowned
     ip("link", "add", outside, "type", "veth", "peer", "name", tmp)
     ip("link", "set", tmp, "netns", ns)
     ip("-n", ns, "link", "set", tmp, "name", inside)

@@ -17,23 +17,22 @@ def _stack_file(args: argparse.Namespace) -> Path:
 
 def cmd_up(args: argparse.Namespace) -> int:
     from ..stackfile import load_stack_file
+    from ..topology import Topology
     from . import lifecycle, status
 
     path = _stack_file(args)
-    state = lifecycle.up(load_stack_file(path), str(path))
-    s = status.collect(state)
-    c = s["vips"]
-    vip = next(iter(c))
-    from ..topology import Topology
-
-    topo = Topology(load_stack_file(path).config)
-    print("\nservices (from the client namespace: ip netns exec " + s["client_netns"] + " curl ...):")
-    for svc in topo.cluster.haproxy.services:
+    stack = load_stack_file(path)
+    state = lifecycle.up(stack, str(path))
+    vips = status.collect(state)["vips"]
+    cluster = Topology(stack.config).cluster
+    vip = cluster.vips.external
+    print(f"\nservices (from the client namespace: ip netns exec {status.netns_name(status.CLIENT)} curl ...):")
+    for svc in cluster.haproxy.services:
         print(f"  {svc.name:<15} http://{vip}:{svc.port}/   ({svc.mode.value}, {svc.storage})")
-    st = topo.cluster.haproxy.stats
+    st = cluster.haproxy.stats
     print(f"  stats           http://{vip}:{st.port}{st.uri}  (user {st.user}, password in {state.secrets_file})")
-    print("VIPs: " + ", ".join(f"{k} -> {v}" for k, v in c.items()))
-    print("inspect: python -m webcluster lab status    tear down: python -m webcluster lab down")
+    print("VIPs: " + ", ".join(f"{k} -> {v}" for k, v in vips.items()))
+    print("inspect: python3 -m webcluster lab status    tear down: python3 -m webcluster lab down")
     return 0
 
 

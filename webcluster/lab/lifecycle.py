@@ -7,7 +7,7 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable
 
 from .. import netns
 from ..render import render_cluster
@@ -16,7 +16,7 @@ from ..render.plan import ClusterPlan, NodePlan, RenderedFile
 from ..stackfile import LoadedStack
 from ..topology import ROLE_BACKEND, ROLE_DIRECTOR, ROLE_GLUSTER, ROLE_NAS, Topology
 from . import apache, gluster, network, processes
-from .state import BRIDGES, CLIENT, LAB_ROOT, LINK_PREFIX, NETNS_PREFIX, LabState, lab_secrets, sandbox
+from .state import BRIDGES, LAB_ROOT, LINK_PREFIX, NETNS_PREFIX, LabState, lab_secrets, sandbox
 
 Progress = Callable[[str], None]
 
@@ -215,8 +215,3 @@ def down(progress: Progress = print) -> None:
     progress(f"lab down: removed {len(names)} namespaces")
 
 
-def current() -> Optional[LabState]:
-    return LabState.load()
-
-
-__all__ = ["up", "down", "current", "run_step", "LabError", "CLIENT"]
