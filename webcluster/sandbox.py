@@ -1,7 +1,8 @@
 """A node on one Linux machine: a network namespace plus a private mount namespace.
 
-Inside, /etc is an overlay (host /etc below, the node's rendered files on top), and
-/run, /var/lib/<daemon> and /var/log/<daemon> are the node's own. So every daemon
+Inside, /etc and /usr/sbin are overlays (host directory below, the node's own files on
+top: its rendered configuration, programs only the lab gives it such as the lab's fence
+agent), and /run, /var/lib/<daemon> and /var/log/<daemon> are the node's own. So every daemon
 reads its rendered files at their real absolute paths, unchanged, and several nodes
 run the same daemon side by side without sharing sockets, pid files or state. This
 is the one place where a lab path differs from a VM path.
@@ -33,8 +34,11 @@ PRIVATE_DIRS = (
     "/var/log/corosync",
     "/var/lib/misc",
     "/var/lib/dhcp",
+    "/var/lib/ha-web-cluster",  # the rendered steps' change stamps
     "/dev/shm",
 )
+# Directories a node sees as the host's with its own files on top (overlayfs).
+OVERLAY_DIRS = ("/etc", "/usr/sbin")
 
 
 @dataclass
@@ -48,7 +52,11 @@ class Sandbox:
 
     @property
     def etc_upper(self) -> Path:
-        return self.state / "etc-upper"
+        return self.upper("/etc")
+
+    def upper(self, directory: str) -> Path:
+        """The overlay's upper dir of one of OVERLAY_DIRS: the node's own files there."""
+        return self.state / f"{directory.strip('/').replace('/', '_')}-upper"
 
     def exists(self) -> bool:
         return netns.exists(self.name) and _is_nsfs_mount(self.mount_ns)
@@ -63,13 +71,13 @@ class Sandbox:
             self.write_files([RenderedFile("/etc/hosts", hosts)])
         if _is_nsfs_mount(self.mount_ns):
             return
-        work = self.state / "etc-work"
-        work.mkdir(exist_ok=True)
         private = self.state / "private"
-        script = [
-            "set -e",
-            f"mount -t overlay overlay -o lowerdir=/etc,upperdir={self.etc_upper},workdir={work} /etc",
-        ]
+        script = ["set -e"]
+        for d in OVERLAY_DIRS:
+            upper, work = self.upper(d), self.state / f"{d.strip('/').replace('/', '_')}-work"
+            upper.mkdir(parents=True, exist_ok=True)
+            work.mkdir(exist_ok=True)
+            script.append(f"mount -t overlay overlay -o lowerdir={d},upperdir={upper},workdir={work} {d}")
         for d in PRIVATE_DIRS:
             src = private / d.strip("/").replace("/", "_")
             src.mkdir(parents=True, exist_ok=True)
@@ -90,7 +98,7 @@ class Sandbox:
 
     # ------------------------------------------------------------------ files & processes
     def write_files(self, files: Iterable[RenderedFile]) -> None:
-        """Files under /etc go into the overlay's upper dir; others under state/root (see path())."""
+        """Files under an overlaid directory go into its upper dir; others under state/root (see path())."""
         for f in files:
             target = self.path(f.path)
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -99,8 +107,9 @@ class Sandbox:
 
     def path(self, node_path: str) -> Path:
         """Where a node's absolute path lives on the host (for files we lay out ourselves)."""
-        if node_path.startswith("/etc/"):
-            return self.etc_upper / node_path[len("/etc/"):]
+        for d in OVERLAY_DIRS:
+            if node_path.startswith(d + "/"):
+                return self.upper(d) / node_path[len(d) + 1:]
         return self.state / "root" / node_path.lstrip("/")
 
     def argv(self, argv: Sequence[str]) -> list[str]:
@@ -112,12 +121,17 @@ class Sandbox:
 
     def spawn(self, argv: Sequence[str], log: Path) -> subprocess.Popen:
         """Start a long-running daemon inside the node, output to `log`."""
-        log.parent.mkdir(parents=True, exist_ok=True)
-        out = open(log, "ab")
-        try:
-            return subprocess.Popen(self.argv(argv), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-        finally:
-            out.close()
+        return spawn(self.argv(argv), log)
+
+
+def spawn(argv: Sequence[str], log: Path) -> subprocess.Popen:
+    """A long-running daemon in a session of its own (its process group can be signalled), output to `log`."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    out = open(log, "ab")
+    try:
+        return subprocess.Popen(list(argv), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    finally:
+        out.close()
 
 
 def _is_nsfs_mount(path: Path) -> bool:

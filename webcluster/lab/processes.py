@@ -8,8 +8,11 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from ..sandbox import pid_alive
+from ..sandbox import pid_alive, spawn
 from .state import LAB_ROOT, LabState, Process, sandbox
+
+HOST = "host"  # the node name of the lab's own services, which run in the root namespaces (the fence switch)
+HAPROXY = ["haproxy", "-db", "-f", "/etc/haproxy/haproxy.cfg"]  # in the foreground, as both HA stacks run it
 
 
 def log_path(node: str, role: str) -> Path:
@@ -17,12 +20,13 @@ def log_path(node: str, role: str) -> Path:
 
 
 def start(state: LabState, node: str, role: str, argv: Sequence[str]) -> Process:
-    """Start argv inside the node (its own session, so the whole process group can be signalled)."""
+    """Start argv inside the node, or in the root namespaces for HOST (its own session, so the whole
+    process group can be signalled); a daemon already running (not a zombie) is left alone."""
     old = state.find(node, role)
-    if old and pid_alive(old.pid):
+    if old and alive(state, node, role):
         return old
     log = log_path(node, role)
-    popen = sandbox(node).spawn(argv, log)
+    popen = spawn(argv, log) if node == HOST else sandbox(node).spawn(argv, log)
     proc = Process(node=node, role=role, pid=popen.pid, argv=list(argv), log=str(log))
     state.replace(proc)
     state.save()

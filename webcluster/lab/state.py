@@ -88,24 +88,36 @@ class LabState:
 
 
 def lab_secrets() -> dict[str, str]:
-    """Generated once per lab and kept root-only; the lab never prints them."""
+    """Generated once per lab and kept root-only; the lab never prints them. A lab made before a
+    secret existed gets the missing ones added, the others kept."""
     path = LAB_ROOT / "secrets.json"
-    if path.exists():
-        return json.loads(path.read_text())
-    alphabet = string.ascii_letters + string.digits
-    values = {
-        "statsPassword": "".join(pysecrets.choice(alphabet) for _ in range(20)),
-        "vrrpAuthPass": "".join(pysecrets.choice(alphabet) for _ in range(8)),
-        "haclusterPassword": "".join(pysecrets.choice(alphabet) for _ in range(20)),
-        "corosyncKey": pysecrets.token_urlsafe(128),
-        "fencePassword": "".join(pysecrets.choice(alphabet) for _ in range(20)),
-        "sshPublicKey": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHdhbGtpbmctbGFiLW5vLXNzaC1oZXJlAAAAAAAAAA lab",
-    }
+    values = json.loads(path.read_text()) if path.exists() else {}
+    missing = {k: v for k, v in _new_secrets().items() if k not in values}
+    if not missing:
+        return values
+    values.update(missing)
     LAB_ROOT.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         json.dump(values, f)
     return values
+
+
+def _new_secrets() -> dict[str, str]:
+    alphabet = string.ascii_letters + string.digits
+
+    def word(n: int) -> str:
+        return "".join(pysecrets.choice(alphabet) for _ in range(n))
+
+    return {
+        "statsPassword": word(20),
+        "vrrpAuthPass": word(8),
+        "haclusterPassword": word(20),
+        "corosyncKey": pysecrets.token_urlsafe(128),
+        "fencePassword": word(20),
+        "qdeviceSeed": word(32),
+        "sshPublicKey": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHdhbGtpbmctbGFiLW5vLXNzaC1oZXJlAAAAAAAAAA lab",
+    }
 
 
 class LabBusy(RuntimeError):
