@@ -60,7 +60,8 @@ class Tier(pulumi.ComponentResource):
         super().__init__(self.TYPE, name, None, opts)
         d = args.deployment
         for node in args.nodes:
-            d.machines[node.name] = d.platform.machine(node, d.cloud_init[node.name], parent=self)
+            boot_after = d.steps.resources(d.plan.boot_after.get(node.name, ()))
+            d.machines[node.name] = d.platform.machine(node, d.cloud_init[node.name], parent=self, boot_after=boot_after)
         self.step_commands: dict[str, remote.Command] = {step_resource_name(s): self._declare_step(s, d) for s in args.steps}
         summary = self.describe(d.topology)
         self.register_outputs({**summary, "nodes": [n.name for n in args.nodes], "steps": sorted(self.step_commands)})

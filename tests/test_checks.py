@@ -103,6 +103,7 @@ BROKEN = {  # id: (node, file edited, edit, file that must fail (default: the ed
     "container definition unquoted": ("cluster4", "/etc/ha-web-cluster/containers/cluster41p.env", append("DOCROOT=/nfs/raid/www (old)"), None, "bash -n", "syntax error"),
     "user-data not YAML": ("gluster2", "cloud-init/user-data", append("users: [unclosed"), None, "cloud-init yaml", "not valid YAML"),
     "network-config wrong MAC": ("cluster3", "cloud-init/network-config", lambda t: t.replace(t.split('macaddress: "')[1][:17], "52:54:00:00:00:02"), None, "cloud-init nics", "must match MAC"),
+    "network-config route cloud-init 22.4 rejects": ("cluster1", "cloud-init/network-config", sub("to: 0.0.0.0/0", "to: default"), None, "cloud-init nics", "not a CIDR"),
 }  # fmt: skip
 
 

@@ -83,3 +83,18 @@ def test_the_step_graph_has_no_cycle(dev: Recording) -> None:
     for name in dev.steps():
         for dep in closure(dev, name):
             assert dep != name, f"{name} waits for itself"
+
+
+@pytest.mark.parametrize("hypervisor", ["libvirt", "virtualbox"])
+def test_dhcp_nodes_boot_after_the_master_serves_dhcp(hypervisor: str) -> None:
+    """ifupdown asks for a lease once at boot: a Docker host or Gluster server that boots before
+    dnsmasq runs would stay without its address; the directors and the NAS (static) need not wait."""
+    rec = run_stack("dev", hypervisor=hypervisor)
+    vm_type = "libvirt:index/domain:Domain" if hypervisor == "libvirt" else "command:local:Command"
+    vms = {r.name: r for r in rec.of_type(vm_type).values() if r.name in (*DIRECTORS, "nas", *GLUSTER, *BACKENDS) or r.name.endswith("-vm")}
+    for node in (*GLUSTER, *BACKENDS):
+        vm = vms.get(node) or vms[f"{node}-vm"]
+        assert "cluster1-30-dnsmasq" in rec.depends_on(vm), node
+    for node in (*DIRECTORS, "nas"):
+        vm = vms.get(node) or vms[f"{node}-vm"]
+        assert not {n for n in rec.depends_on(vm) if n in rec.steps()}, node

@@ -310,6 +310,12 @@ def network_config(env: NodeEnv, f: RenderedFile) -> Outcome:
         want = [] if nic.dhcp or not first_slave else [f"{nic.address}/{nic.prefix}"]
         if list(eth.get("addresses") or []) != want or bool(eth.get("dhcp4")) != nic.dhcp:
             problems.append(f"{name}: expected {'dhcp4' if nic.dhcp else want}")
+        for route in eth.get("routes") or []:
+            # Debian 12's cloud-init (22.4) fails its whole network stage on `to: default`.
+            try:
+                ipaddress.IPv4Network(str(route.get("to")))
+            except ValueError:
+                problems.append(f"{name}: route destination {route.get('to')!r} is not a CIDR (cloud-init 22.4 rejects it)")
     missing = set(nics) - set(doc.get("ethernets") or {})
     if missing:
         problems.append(f"NICs not named by MAC: {', '.join(sorted(missing))}")

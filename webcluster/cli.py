@@ -97,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
         add_lab_parser = None
     if add_lab_parser is not None:
         add_lab_parser(sub, _add_stack_args)
+    from .e2e.cli import add_e2e_parser
+
+    add_e2e_parser(sub, _add_stack_args)
     return parser
 
 

@@ -8,7 +8,7 @@ the VM (pulumi-libvirt, or VBoxManage through pulumi-command) is decided in
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional, Protocol
+from typing import Any, Awaitable, Mapping, Optional, Protocol, Sequence
 
 import pulumi
 
@@ -40,8 +40,8 @@ class Machine:
 class Platform(Protocol):
     """Machines with their disks and NICs in model order, on the cluster's networks, reachable over SSH."""
 
-    def machine(self, node: Node, cloud_init: CloudInit, parent: pulumi.Resource) -> Machine:
-        """Declare the node's VM (children of a per-node component under `parent`)."""
+    def machine(self, node: Node, cloud_init: CloudInit, parent: pulumi.Resource, boot_after: Sequence[Awaitable[pulumi.Resource]] = ()) -> Machine:
+        """Declare the node's VM (children of a per-node component under `parent`); it starts after `boot_after`."""
 
     def outputs(self) -> dict[str, Any]:
         """Stack outputs only this hypervisor has (e.g. host-forwarded URLs)."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import posixpath
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Awaitable, Optional, Sequence
 from urllib.parse import urlparse
 
 import pulumi
@@ -113,7 +113,7 @@ class LibvirtPlatform(pulumi.ComponentResource):
         nets = {n: libvirt.Network(f"{prefix}network-{n}", network_args(self._config, n, host == DEFAULT_HOST), opts=opts) for n in networks}
         return _Host(provider, pool, base, nets)
 
-    def machine(self, node: Node, cloud_init: CloudInit, parent: pulumi.Resource) -> Machine:
+    def machine(self, node: Node, cloud_init: CloudInit, parent: pulumi.Resource, boot_after: Sequence[Awaitable[pulumi.Resource]] = ()) -> Machine:
         host = self._hosts[self._placement[node.name]]
         vm = NodeVm(node, parent)
         opts = pulumi.ResourceOptions(parent=vm, provider=host.provider, delete_before_replace=True)
@@ -145,7 +145,7 @@ class LibvirtPlatform(pulumi.ComponentResource):
             ],
             cloudinit=seed.id,
             consoles=[libvirt.DomainConsoleArgs(type="pty", target_type="serial", target_port="0")],
-            opts=opts,
+            opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=list(boot_after))),
         )
         return vm.finish(Machine(node.name, (domain,), domain.id, connection(str(node.internal_address), self._ssh, proxy=self._proxy)))
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from typing import Any, Optional, Sequence
+from typing import Any, Awaitable, Optional, Sequence
 
 import pulumi
 
@@ -91,7 +91,7 @@ class VirtualBoxPlatform(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=parent, depends_on=list(depends_on), delete_before_replace=True),
         )
 
-    def machine(self, node: Node, cloud_init: CloudInit, parent: pulumi.Resource) -> Machine:
+    def machine(self, node: Node, cloud_init: CloudInit, parent: pulumi.Resource, boot_after: Sequence[Awaitable[pulumi.Resource]] = ()) -> Machine:
         vm = NodeVm(node, parent)
         disks_dir = vbm.join(self._folder, "disks")
         root_path = vbm.join(disks_dir, f"{node.name}-root.vdi")
@@ -109,7 +109,7 @@ class VirtualBoxPlatform(pulumi.ComponentResource):
             f"{node.name}-vm",
             vbm.vm(node, self._folder, nics, root_path, data_paths, seed_path),
             vm,
-            [self._nat, *media],
+            [self._nat, *media, *boot_after],
             triggers=[m.id for m in media],
         )
         ssh_path = self._ssh_forwards[node.name if node.name in self._ssh_forwards else self._bastion]

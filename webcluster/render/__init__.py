@@ -58,7 +58,10 @@ def render_cluster(config: StackConfig) -> ClusterPlan:
     nodes = {name: b.plan for name, b in builders.items()}
     cloud_init = {n.name: cloud_init_documents(topo, n) for n in topo.nodes}
     _check_references(nodes)
-    return ClusterPlan(nodes=nodes, cloud_init=cloud_init)
+    # ifupdown asks for a lease once at boot: a DHCP node must not boot before the master serves DHCP.
+    dhcp_ready = builders[topo.master.name].plan.step("30-dnsmasq").ref
+    boot_after = {n.name: (dhcp_ready,) for n in topo.dhcp_nodes}
+    return ClusterPlan(nodes=nodes, cloud_init=cloud_init, boot_after=boot_after)
 
 
 def _check_references(nodes: dict[str, NodePlan]) -> None:

@@ -8,8 +8,11 @@ standby1, and come back to the master) and makes it safe:
   director (the NAS by default) and gives its votes (directors - 1, algorithm `lms`) to
   the partition it can see, so a last director that still reaches it stays quorate
   without `no-quorum-policy=ignore`. While the arbitrator is down, quorum needs every
-  director; a further failure stops the VIPs instead of splitting them. `wait_for_all`
-  keeps a director that boots alone from fencing the others before it has seen them.
+  director; a further failure stops the VIPs instead of splitting them. No `wait_for_all`
+  with the device: votequorum re-arms it at every moment without quorum (there is one at
+  each join, while the device votes again) and then waits for every director, so a
+  director coming back while another is down would stop the VIPs everywhere. Without an
+  arbitrator it stays (a majority of directors decides; two_node implies it).
 - Fencing: one fence device per director (fence_virsh or fence_vbox), never run on the
   director it fences; its password is read from a root-only file by `password_script`,
   so the CIB holds no secret.

@@ -85,6 +85,8 @@ class NodePlan:
 class ClusterPlan:
     nodes: dict[str, NodePlan]
     cloud_init: dict[str, dict[str, str]]  # node -> {"user-data": ..., "meta-data": ..., "network-config": ...}
+    # node -> steps that must have run before the node boots (a DHCP client asks once, at boot)
+    boot_after: dict[str, tuple[StepRef, ...]] = field(default_factory=dict)
 
     def all_steps(self) -> list[Step]:
         return [s for n in self.nodes.values() for s in n.steps]

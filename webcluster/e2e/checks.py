@@ -1,0 +1,243 @@
+"""The seed's tests that need real guests (chapter 4.1), as automated checks on the running cluster.
+
+The client is the namespace itself (it sits on the external network, like the seed's
+host behind its port forwards). Faults are injected the way the seed does them by hand:
+``mdadm --fail``, a NIC unplugged (QMP ``set_link``), a node disconnected, a VM powered
+off. Every check undoes its fault, except the last one (a powered-off Docker host).
+Every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from webcluster.topology import ROLE_BACKEND, ROLE_GLUSTER, ROLE_NAS, Topology
+
+from . import guests, network
+from .recording import PlanRecording
+from .shell import run, wait_until
+from .ssh import Target, root
+
+
+class CheckFailed(AssertionError):
+    pass
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str
+    ok: bool
+    seconds: float
+    detail: str
+
+
+@dataclass
+class Cluster:
+    """What the checks need to know, from the model and the program's stack outputs."""
+
+    topology: Topology
+    plan: PlanRecording
+
+    @property
+    def services(self) -> dict[str, str]:
+        return dict(self.plan.outputs["serviceUrls"])
+
+    def target(self, node: str) -> Target:
+        return Target(str(self.topology.node(node).internal_address), self.topology.config.ssh_user)
+
+    def nodes(self, role: str) -> list[str]:
+        return [n.name for n in self.topology.nodes_with_role(role)]
+
+    def nic_index(self, node: str, nic_name: str) -> int:
+        return [n.name for n in self.topology.node(node).nics].index(nic_name)
+
+    def unplug(self, node: str, up: bool = False) -> None:
+        for i, _ in enumerate(self.topology.node(node).nics):
+            guests.set_link(node, i, up)
+
+
+def http_get(url: str, timeout: float = 10, auth: str | None = None) -> tuple[bool, str]:
+    """GET from the client namespace; (2xx?, body)."""
+    cmd = ["curl", "-fsS", "--max-time", str(timeout), url]
+    if auth:
+        cmd[1:1] = ["-u", auth]
+    r = run(cmd, timeout=timeout + 5, netns=network.NETNS, check=False)
+    return r.returncode == 0, (r.stdout or r.stderr).decode(errors="replace")
+
+
+def must(ok: bool, message: str) -> None:
+    if not ok:
+        raise CheckFailed(message)
+
+
+def on(c: Cluster, node: str, script: str, timeout: float = 120) -> str:
+    r = root(c.target(node), script, timeout=timeout)
+    out = (r.stdout + r.stderr).decode(errors="replace")
+    must(r.returncode == 0, f"{node}: exit {r.returncode}: {out[-600:]}")
+    return r.stdout.decode(errors="replace")
+
+
+def services_answer(c: Cluster, names: list[str] | None = None, within: float = 60) -> str:
+    """Every named service answers 2xx through the VIP within `within` seconds."""
+    for name, url in c.services.items():
+        if names is None or name in names:
+            wait_until(f"{name} ({url})", lambda: http_get(url)[0], within, interval=2)
+    return ", ".join(names or sorted(c.services))
+
+
+def storage_services(c: Cluster, storage: str) -> list[str]:
+    return [s.name for s in c.topology.cluster.services if s.storage == storage]
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def check_services(c: Cluster) -> str:
+    return "all answer: " + services_answer(c, within=120)
+
+
+def check_raid(c: Cluster) -> str:
+    nas = c.nodes(ROLE_NAS)[0]
+    member = on(c, nas, "md=$(awk '/^md/ {print \"/dev/\"$1; exit}' /proc/mdstat); mdadm --detail \"$md\" | awk '/active sync/ {m=$NF} END {print m}'").strip()
+    must(member.startswith("/dev/"), f"no active RAID member found: {member!r}")
+    md = "$(awk '/^md/ {print \"/dev/\"$1; exit}' /proc/mdstat)"
+    on(c, nas, f"mdadm {md} --fail {member}")
+    services_answer(c, storage_services(c, "nfs"), within=60)
+    on(c, nas, f"mdadm {md} --remove {member} && mdadm {md} --add {member}")
+    wait_until("RAID resync", lambda: "recovery" not in on(c, nas, "cat /proc/mdstat") and "_" not in on(c, nas, "grep -o '\\[[U_]*\\]' /proc/mdstat"), 300, 3)
+    services_answer(c, storage_services(c, "nfs"), within=60)
+    return f"{member} failed -> NFS served; removed, re-added, resynced"
+
+
+def check_bond(c: Cluster) -> str:
+    nas = c.nodes(ROLE_NAS)[0]
+    active = on(c, nas, "awk -F': ' '/Currently Active Slave/ {print $2}' /proc/net/bonding/bond0").strip()
+    must(bool(active), "bond0 has no active slave")
+    index = c.nic_index(nas, active)
+    backend = c.nodes(ROLE_BACKEND)[0]
+    docroot = c.topology.docroot("nfs")
+    guests.set_link(nas, index, False)
+    try:
+        time.sleep(2)
+        wait_until("bond failover", lambda: active not in on(c, nas, "awk -F': ' '/Currently Active Slave/ {print $2}' /proc/net/bonding/bond0"), 30, 1)
+        on(c, backend, f"timeout 60 sh -c 'date > {docroot}/.e2e-bond && cat {docroot}/.e2e-bond && rm -f {docroot}/.e2e-bond'", timeout=90)
+        services_answer(c, storage_services(c, "nfs"), within=60)
+    finally:
+        guests.set_link(nas, index, True)
+    return f"{active} unplugged -> other slave active, NFS read/write and service OK"
+
+
+def check_gluster(c: Cluster) -> str:
+    server = c.nodes(ROLE_GLUSTER)[0]
+    volume = next(v for v in c.topology.cluster.gluster.volumes if v.replica > 1)
+    backend = c.nodes(ROLE_BACKEND)[0]
+    docroot = c.topology.docroot(volume.name)
+    c.unplug(server)
+    try:
+        on(c, backend, f"timeout 120 sh -c 'date > {docroot}/.e2e-gluster && cat {docroot}/.e2e-gluster'", timeout=150)
+        services_answer(c, storage_services(c, volume.name), within=90)
+    finally:
+        c.unplug(server, up=True)
+    on(c, backend, f"rm -f {docroot}/.e2e-gluster", timeout=150)
+    return f"{server} disconnected -> {volume.name} written and served"
+
+
+def vip_holder(c: Cluster, candidates: list[str]) -> str | None:
+    vip = str(c.topology.cluster.vips.external)
+    for d in candidates:
+        r = root(c.target(d), f"ip -4 -o addr show | grep -qw {vip}", timeout=20)
+        if r.returncode == 0:
+            return d
+    return None
+
+
+def check_failover(c: Cluster) -> str:
+    directors = [d.name for d in c.topology.directors]
+    steps: list[str] = []
+
+    def expect(holder: str, alive: list[str]) -> None:
+        wait_until(f"VIP on {holder}", lambda: vip_holder(c, alive) == holder, 60, 2)
+        services_answer(c, within=60)
+        steps.append(holder)
+
+    expect(directors[0], directors)
+    c.unplug(directors[0])
+    try:
+        expect(directors[1], directors[1:])
+        if len(directors) > 2:
+            c.unplug(directors[1])
+            try:
+                expect(directors[2], directors[2:])
+            finally:
+                c.unplug(directors[1], up=True)
+    finally:
+        c.unplug(directors[0], up=True)
+    expect(directors[0], directors)
+    return "VIP: " + " -> ".join(steps)
+
+
+def stats_csv(c: Cluster) -> list[dict[str, str]]:
+    auth = f"{c.plan.outputs['statsUser']}:{c.plan.outputs['statsPassword']}"
+    ok, body = http_get(c.plan.outputs["statsVipUrl"] + ";csv", auth=auth)
+    must(ok, f"stats page: {body[:200]}")
+    lines = body.lstrip("# ").splitlines()
+    header = lines[0].split(",")
+    return [dict(zip(header, line.split(","))) for line in lines[1:] if line]
+
+
+def check_docker_host_down(c: Cluster) -> str:
+    host = c.nodes(ROLE_BACKEND)[-1]
+    names = {ct.name for b in c.topology.cluster.backends if b.name == host for ct in b.containers}
+    urls = list(c.services.values())
+    failures: list[str] = []
+    count = [0]
+    stop = threading.Event()
+
+    def load() -> None:
+        while not stop.is_set():
+            for url in urls:
+                ok, body = http_get(url, timeout=15)
+                count[0] += 1
+                if not ok:
+                    failures.append(f"{url}: {body.strip()[:80]}")
+            time.sleep(0.2)
+
+    worker = threading.Thread(target=load, daemon=True)
+    worker.start()
+    try:
+        time.sleep(3)
+        guests.power_off(host)
+        wait_until(f"{host}'s servers DOWN", lambda: all(r["status"].startswith("DOWN") for r in stats_csv(c) if r["svname"] in names), 90, 2)
+        time.sleep(3)
+    finally:
+        stop.set()
+        worker.join(60)
+    must(not failures, f"{len(failures)} of {count[0]} requests failed: {failures[:3]}")
+    return f"{host} off -> {len(names)} servers DOWN, {count[0]} requests, none failed"
+
+
+CHECKS: list[tuple[str, Callable[[Cluster], str]]] = [
+    ("services through the VIP", check_services),
+    ("RAID member fail/remove/re-add", check_raid),
+    ("bond NIC unplugged", check_bond),
+    ("Gluster server disconnected", check_gluster),
+    ("director failover (keepalived)", check_failover),
+    ("Docker host powered off", check_docker_host_down),
+]
+
+
+def run_checks(c: Cluster, log: Callable[[str], None]) -> list[CheckResult]:
+    results = []
+    for name, fn in CHECKS:
+        log(f"check: {name}")
+        start = time.monotonic()
+        try:
+            detail, ok = fn(c), True
+        except Exception as exc:  # noqa: BLE001 - a failed check is a row in the table, the others still run
+            detail, ok = f"{type(exc).__name__}: {exc}", False
+        results.append(CheckResult(name, ok, time.monotonic() - start, detail))
+        log(f"check: {name}: {'PASS' if ok else 'FAIL'} ({detail[:300]})")
+    return results

@@ -1,0 +1,33 @@
+"""`python -m webcluster e2e run|down`: the program's plan replayed on QEMU guests."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Callable
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .run import e2e_run
+
+    report = e2e_run(args.stack, args.keep)
+    print(report.table())
+    return 0 if report.ok else 1
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    from .run import e2e_down
+
+    e2e_down(purge=args.purge)
+    return 0
+
+
+def add_e2e_parser(sub: argparse._SubParsersAction, add_stack_args: Callable[[argparse.ArgumentParser], None]) -> None:
+    p = sub.add_parser("e2e", help="end-to-end run on QEMU guests (needs root and qemu-system-x86)")
+    e2e = p.add_subparsers(dest="e2e_command", required=True)
+    r = e2e.add_parser("run", help="build/cache the image, boot and provision (or restore), run the tests, print the table")
+    r.add_argument("--stack", default="e2e", help="stack name (Pulumi.<stack>.yaml; default: e2e)")
+    r.add_argument("--keep", action="store_true", help="leave the guests and namespace up afterwards")
+    r.set_defaults(func=cmd_run)
+    d = e2e.add_parser("down", help="stop the guests, remove the namespace")
+    d.add_argument("--purge", action="store_true", help="also remove snapshots, images and the package cache")
+    d.set_defaults(func=cmd_down)

@@ -1,0 +1,125 @@
+"""The Pulumi program run under the SDK's mock engine for the e2e stack: what it declares, as plain data.
+
+Uses the test harness's recording monitor (``tests/pulumi_harness.py``) unchanged. From
+the recorded resources it keeps what the replay needs: each VM (memory, vCPUs, NICs in
+order with their MACs and networks, data disk sizes, the cloud-init documents handed to
+its seed) and each remote command (connection, command, stdin, and the dependency graph).
+Nothing here renders or orders steps itself: that is the program's job.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+ROOT = Path(__file__).resolve().parents[2]
+DOMAIN = "libvirt:index/domain:Domain"
+VOLUME = "libvirt:index/volume:Volume"
+NETWORK = "libvirt:index/network:Network"
+SEED = "libvirt:index/cloudInitDisk:CloudInitDisk"
+MIB = 1024 * 1024
+
+
+def _harness() -> Any:
+    """tests/pulumi_harness.py, the one place that knows how to run the program under mocks."""
+    tests = str(ROOT / "tests")
+    if tests not in sys.path:
+        sys.path.insert(0, tests)
+    import pulumi_harness  # noqa: PLC0415 - lives in tests/, imported on demand
+
+    return pulumi_harness
+
+
+@dataclass(frozen=True)
+class GuestNic:
+    mac: str
+    network: str  # external | internal | heartbeat (the libvirt network's name without "hawc-")
+
+
+@dataclass(frozen=True)
+class Guest:
+    """One VM as the program declares it."""
+
+    name: str
+    memory_mib: int
+    vcpus: int
+    nics: tuple[GuestNic, ...]
+    data_disks_mib: tuple[int, ...]
+    cloud_init: dict[str, str]
+
+
+@dataclass(frozen=True)
+class RemoteStep:
+    """One ``command:remote:Command``: where it connects, what it runs, what it waits for."""
+
+    name: str  # resource name, e.g. cluster1-40-haproxy
+    guest: str  # the VM it runs on (its dependency on a Domain)
+    host: str
+    port: int
+    user: str
+    private_key: Optional[str]
+    proxy: Optional[dict[str, Any]]
+    command: str
+    stdin: str
+    after: frozenset[str]  # names of the remote steps it waits for
+
+
+@dataclass
+class PlanRecording:
+    stack: str
+    guests: dict[str, Guest]
+    steps: dict[str, RemoteStep]
+    outputs: dict[str, Any] = field(default_factory=dict)  # stack outputs, secrets unwrapped
+
+    def ordered(self) -> list[RemoteStep]:
+        """A topological order of the steps (ties by name, so runs are repeatable)."""
+        done: list[RemoteStep] = []
+        placed: set[str] = set()
+        pending = sorted(self.steps)
+        while pending:
+            ready = [n for n in pending if self.steps[n].after <= placed]
+            if not ready:
+                raise ValueError(f"dependency cycle among {', '.join(pending)}")
+            done += [self.steps[n] for n in ready]
+            placed |= set(ready)
+            pending = [n for n in pending if n not in placed]
+        return done
+
+
+def record(stack: str, private_key: str, public_key: str) -> PlanRecording:
+    """Run Pulumi.<stack>.yaml under mocks with a real SSH key pair and extract guests and steps."""
+    h = _harness()
+    rec = h.run_stack(stack, secrets={"sshPrivateKey": private_key}, sshPublicKey=public_key.strip())
+    by_urn = rec.resources
+    by_id = {r.id: r for r in by_urn.values()}
+    guests = {r.name: _guest(h, r, by_id) for r in by_urn.values() if r.type == DOMAIN}
+    domain_urns = {u: r.name for u, r in by_urn.items() if r.type == DOMAIN}
+    steps: dict[str, RemoteStep] = {}
+    for urn, r in by_urn.items():
+        if r.type != h.STEP_TYPE:
+            continue
+        inputs = h.unwrap(r.inputs)
+        conn = inputs["connection"]
+        machines = [domain_urns[u] for u in r.dependencies if u in domain_urns]
+        if len(machines) != 1:
+            raise ValueError(f"{r.name} waits for {len(machines)} VMs, expected exactly one")
+        after = frozenset(by_urn[u].name for u in r.dependencies if u in by_urn and by_urn[u].type == h.STEP_TYPE)
+        steps[r.name] = RemoteStep(
+            r.name, machines[0], conn["host"], int(conn.get("port") or 22), conn["user"], conn.get("privateKey"),
+            conn.get("proxy"), inputs["create"], inputs.get("stdin") or "", after,
+        )
+    return PlanRecording(stack, guests, steps, h.unwrap(rec.outputs))
+
+
+def _guest(h: Any, domain: Any, by_id: dict[str, Any]) -> Guest:
+    inputs = h.unwrap(domain.inputs)
+    nics = tuple(
+        GuestNic(n["mac"], by_id[n["networkId"]].inputs["name"].removeprefix("hawc-")) for n in inputs["networkInterfaces"]
+    )
+    volumes = [by_id[d["volumeId"]] for d in inputs["disks"]]
+    data = tuple(int(v.inputs["size"]) // MIB for v in volumes if "baseVolumeId" not in v.inputs)
+    seed = h.unwrap(by_id[inputs["cloudinit"]].inputs)
+    docs = {"user-data": seed["userData"], "meta-data": seed["metaData"], "network-config": seed["networkConfig"]}
+    return Guest(domain.name, int(inputs["memory"]), int(inputs["vcpu"]), nics, data, docs)

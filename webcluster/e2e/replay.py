@@ -1,0 +1,77 @@
+"""Replaying the program's remote commands on the guests, in an order the dependency graph allows.
+
+Each step runs as pulumi-command would run it: one SSH session to the connection's host
+running the recorded ``create`` command with the recorded ``stdin``; a step starts once
+every step it depends on has succeeded, and independent steps run at the same time (as
+the engine does). A guest is started when the first of its steps becomes ready, which is
+a creation order the graph allows (no step depends on a VM being created early).
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Callable
+
+from .recording import PlanRecording, RemoteStep
+from .shell import log
+from .ssh import Target, ssh
+
+DIAL_S = 900  # how long a step keeps dialling a booting guest (Pulumi: 60 x 10 s)
+STEP_TIMEOUT_S = 1800
+
+
+@dataclass(frozen=True)
+class StepResult:
+    name: str
+    ok: bool
+    seconds: float
+    output: str  # tail of stdout + stderr
+
+
+def target_of(step: RemoteStep) -> Target:
+    return Target(step.host, step.user, step.port, step.proxy)
+
+
+def run_step(step: RemoteStep) -> StepResult:
+    start = time.monotonic()
+    result = ssh(target_of(step), step.command, stdin=step.stdin, timeout=STEP_TIMEOUT_S, dial_for=DIAL_S)
+    text = (result.stdout + result.stderr).decode(errors="replace")
+    return StepResult(step.name, result.returncode == 0, time.monotonic() - start, text[-4000:])
+
+
+def replay(plan: PlanRecording, ensure_guest: Callable[[str], None], parallel: int = 6) -> list[StepResult]:
+    """Run every step once; stops scheduling at the first failure and returns the results so far."""
+    done: set[str] = set()
+    results: list[StepResult] = []
+    running: dict[Future, str] = {}
+    failed = False
+    pending = set(plan.steps)
+    with ThreadPoolExecutor(max_workers=parallel) as pool:
+        while (pending and not failed) or running:
+            if not failed:
+                for name in sorted(n for n in pending if plan.steps[n].after <= done):
+                    if len(running) >= parallel:
+                        break
+                    step = plan.steps[name]
+                    ensure_guest(step.guest)
+                    log(f"step {name} started")
+                    running[pool.submit(run_step, step)] = name
+                    pending.discard(name)
+            if not running:
+                if pending and not failed:
+                    raise RuntimeError(f"no step can start: {sorted(pending)}")
+                break
+            finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            for future in finished:
+                running.pop(future)
+                r = future.result()
+                results.append(r)
+                log(f"step {r.name} {'ok' if r.ok else 'FAILED'} in {r.seconds:.1f}s")
+                if r.ok:
+                    done.add(r.name)
+                else:
+                    failed = True
+                    log(f"output of {r.name}:\n{r.output}")
+    return results

@@ -1,0 +1,160 @@
+"""The whole e2e run in phases (plan, image, guests, provisioning or restore, tests), timed, always cleaned up.
+
+Provisioning happens once per (image, plan): afterwards every guest's state is saved as
+an internal qcow2 snapshot and later runs restore it (a few seconds per guest) instead of
+booting and replaying again. ``down`` removes guests, namespace and state of this tool only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from threading import Lock
+
+from webcluster.stackfile import load_stack_file, stack_path
+from webcluster.topology import Topology
+
+from . import guests, network
+from .checks import CheckResult, Cluster, run_checks
+from .image import GuestImage, ensure_image
+from .recording import PlanRecording, record
+from .replay import StepResult, replay, target_of
+from .shell import log, wait_until
+from .ssh import key_pair, ssh
+
+from webcluster.render import render_cluster
+
+
+@dataclass
+class Report:
+    phases: list[tuple[str, float]] = field(default_factory=list)
+    steps: list[StepResult] = field(default_factory=list)
+    checks: list[CheckResult] = field(default_factory=list)
+    error: str = ""
+
+    def timed(self, name: str, start: float) -> None:
+        self.phases.append((name, time.monotonic() - start))
+        log(f"phase {name}: {self.phases[-1][1]:.1f}s")
+
+    @property
+    def ok(self) -> bool:
+        return not self.error and all(s.ok for s in self.steps) and bool(self.checks) and all(c.ok for c in self.checks)
+
+    def table(self) -> str:
+        rows = [f"{'phase':<34} {'time':>8}"] + [f"{n:<34} {s:>7.1f}s" for n, s in self.phases]
+        rows += ["", f"{'check':<34} {'result':<6} {'time':>7}  detail"]
+        rows += [f"{c.name:<34} {'PASS' if c.ok else 'FAIL':<6} {c.seconds:>6.1f}s  {c.detail[:160]}" for c in self.checks]
+        failed = [s for s in self.steps if not s.ok]
+        if failed:
+            rows += ["", f"failed step: {failed[0].name}"]
+        if self.error:
+            rows += ["", f"error: {self.error}"]
+        rows += ["", f"e2e: {'PASS' if self.ok else 'FAIL'}"]
+        return "\n".join(rows)
+
+
+def snapshot_key(image: GuestImage, plan: PlanRecording) -> str:
+    """Changes when the image or anything the program declares for the guests or their steps does."""
+    h = hashlib.sha256(str(image.disk).encode())
+    for g in sorted(plan.guests):
+        h.update(repr(plan.guests[g]).encode())
+    for s in plan.ordered():
+        h.update(repr(s).encode())
+    return h.hexdigest()
+
+
+def host_side(topology: Topology, plan: PlanRecording) -> network.HostSide:
+    """The libvirt host's addresses: the external gateway, and libvirtHostAddress on the internal network."""
+    nets = topology.cluster.networks
+    external = f"{nets.external.gateway}/{nets.external.cidr.prefixlen}" if nets.external.gateway else None
+    internal = f"{plan.outputs['libvirtHostAddress']}/{nets.internal.cidr.prefixlen}"
+    return network.HostSide({"external": external, "internal": internal, "heartbeat": None})
+
+
+class GuestStarter:
+    """Starts each guest at most once, when first needed (thread-safe)."""
+
+    def __init__(self, plan: PlanRecording, image: GuestImage, restore: str | None):
+        self.order = sorted(plan.guests)
+        self.plan, self.image, self.restore = plan, image, restore
+        self.started: set[str] = set()
+        self.lock = Lock()
+
+    def __call__(self, name: str) -> None:
+        with self.lock:
+            if name in self.started:
+                return
+            if not self.restore:
+                guests.prepare(self.plan.guests[name], self.image)
+            guests.start(self.order.index(name), self.plan.guests[name], self.image, self.restore)
+            self.started.add(name)
+            log(f"guest {name} started{' from snapshot' if self.restore else ''}")
+
+
+def provision(plan: PlanRecording, image: GuestImage, key: str, report: Report) -> None:
+    start = time.monotonic()
+    starter = GuestStarter(plan, image, None)
+    report.steps = replay(plan, starter)
+    report.timed(f"boot + provisioning ({len(plan.steps)} steps)", start)
+    if not all(s.ok for s in report.steps):
+        raise RuntimeError("a step failed when replayed: the program is wrong (see its output above)")
+    start = time.monotonic()
+    with ThreadPoolExecutor(max_workers=len(plan.guests)) as pool:
+        list(pool.map(lambda g: guests.save_snapshot(g, guests.SNAPSHOT, key), sorted(plan.guests)))
+    report.timed("snapshot save", start)
+
+
+def restore(plan: PlanRecording, image: GuestImage, report: Report) -> None:
+    start = time.monotonic()
+    starter = GuestStarter(plan, image, guests.SNAPSHOT)
+    for name in sorted(plan.guests):
+        starter(name)
+    first = {s.guest: s for s in reversed(plan.ordered())}
+    for name, step in sorted(first.items()):
+        wait_until(f"SSH to {name}", lambda: ssh(target_of(step), "true", timeout=15).returncode == 0, 120, 1)
+    report.timed("restore from snapshots", start)
+
+
+def e2e_run(stack: str, keep: bool) -> Report:
+    report = Report()
+    try:
+        start = time.monotonic()
+        config = load_stack_file(stack_path(stack)).config
+        topology = Topology(config)
+        private, public = key_pair()
+        plan = record(stack, private, public)
+        log(f"recorded {len(plan.guests)} guests and {len(plan.steps)} remote commands from the program")
+        report.timed("plan (program under the mock engine)", start)
+        start = time.monotonic()
+        image = ensure_image(render_cluster(config), config.cluster.docker.image)
+        report.timed("guest image (build or cache)", start)
+        guests.stop_all()
+        network.create(host_side(topology, plan))
+        key = snapshot_key(image, plan)
+        if all(guests.snapshot_matches(g, key) for g in plan.guests):
+            restore(plan, image, report)
+        else:
+            provision(plan, image, key, report)
+        start = time.monotonic()
+        report.checks = run_checks(Cluster(topology, plan), log)
+        report.timed("tests", start)
+    except Exception as exc:  # noqa: BLE001 - reported in the table; cleanup below runs anyway
+        report.error = f"{type(exc).__name__}: {exc}"
+        log(report.error)
+    finally:
+        if not keep:
+            e2e_down(purge=False)
+    return report
+
+
+def e2e_down(purge: bool) -> None:
+    """Stop the guests this tool started (by PID), remove the namespace; `purge` also drops snapshots and images."""
+    stopped = guests.stop_all()
+    network.destroy()
+    log(f"stopped {len(stopped)} guests, removed namespace {network.NETNS}")
+    if purge:
+        shutil.rmtree(guests.STATE, ignore_errors=True)
+        log(f"removed {guests.STATE}")
