@@ -24,6 +24,7 @@ import yaml
 
 from webcluster import netns
 from webcluster.cib import crm_load, empty_quorate_cib
+from webcluster.lab.pacemaker import pki_script, qnetd_argv  # the lab runs the same
 from webcluster.model import SECRET_KEYS, StackConfig
 from webcluster.render import ClusterPlan, placeholders, render_cluster
 from webcluster.render import pacemaker as pm
@@ -152,7 +153,10 @@ def test_corosync_has_crypto_on_a_one_second_token_and_logs_to_a_file(plan: Clus
 
 def test_corosync_quorum_device_is_qnetd_on_the_nas_with_lms(plan: ClusterPlan) -> None:
     quorum = section(parse_corosync(text(plan, "cluster1", pm.COROSYNC_CONF)), "quorum")
-    assert (quorum["provider"], quorum["wait_for_all"]) == ("corosync_votequorum", "1")
+    assert quorum["provider"] == "corosync_votequorum"
+    # wait_for_all would be re-armed by the blip of quorum at every join and then wait for every
+    # director: a director back while another is still down would stop the VIPs (the lab's 4.1.1).
+    assert "wait_for_all" not in quorum
     device = quorum["device"][0]
     assert device["model"] == "net" and "votes" not in device  # lms needs the default: directors - 1
     assert section(device, "net") == {"host": NAS_ADDRESS, "algorithm": "lms", "tls": "required"}
@@ -169,7 +173,7 @@ def test_every_director_gets_the_same_corosync_conf_and_the_key_as_a_secret(plan
 
 def test_without_an_arbitrator_there_is_no_device_and_two_directors_use_two_node() -> None:
     three = section(parse_corosync(text(plan_for({"qnetdHost": None}), "cluster1", pm.COROSYNC_CONF)), "quorum")
-    assert "device" not in three and "two_node" not in three
+    assert "device" not in three and "two_node" not in three and three["wait_for_all"] == "1"
     two = section(parse_corosync(text(topology_plan("two-directors.yaml", {"qnetdHost": None}), "lb-a", pm.COROSYNC_CONF)), "quorum")
     assert two["two_node"] == "1"
     with_device = section(parse_corosync(text(topology_plan("two-directors.yaml"), "lb-a", pm.COROSYNC_CONF)), "quorum")
@@ -537,14 +541,6 @@ def test_corosync_t_rejects_a_broken_config(plan: ClusterPlan, director_sandbox:
 # --------------------------------------------------------------------------- quorum-device TLS from the seed
 
 
-def pki_script(plan: ClusterPlan, node: str, call: str) -> str:
-    """The PKI functions exactly as a step includes them, then one call."""
-    step = plan.nodes[node].step("51-qdevice" if node in DIRECTORS else pm.QNETD_STEP).script
-    start = step.index("# Quorum-device certificates")
-    end = step.index("\napt_install", start)
-    return "set -euo pipefail\n" + step[start:end] + f"\n{call}\n"
-
-
 def build_db(plan: ClusterPlan, node: str, call: str, seed: str, tmp_path: Path) -> Path:
     """Run one of the db builders in a sandbox (its /etc is an overlay) and return where the database landed."""
     box = Sandbox(f"{PREFIX}{os.getpid() % 10000}-{node}", tmp_path / node)
@@ -617,12 +613,6 @@ def test_the_derived_ca_is_the_same_on_every_node(plan: ClusterPlan, tmp_path: P
     assert len(ids) == 1
 
 
-def qnetd_argv(plan: ClusterPlan) -> list[str]:
-    """corosync-qnetd's command line from the rendered systemd drop-in (the options production runs with)."""
-    lines = [line for line in text(plan, "nas", pm.QNETD_DROPIN).splitlines() if line.startswith("ExecStart=/")]
-    return [a for a in lines[-1].removeprefix("ExecStart=").split() if not a.startswith("$")]
-
-
 def wait_until(predicate: Any, seconds: float) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -637,8 +627,8 @@ def wait_until(predicate: Any, seconds: float) -> bool:
 @tool("corosync-qdevice")
 def test_qdevice_reaches_qnetd_over_tls_with_the_derived_certificates(plan: ClusterPlan, tmp_path: Path) -> None:
     """The real daemons: qnetd as its own user with the drop-in's options on the NAS, corosync and
-    corosync-qdevice on cluster1, linked by the internal network. The director alone sees qnetd's
-    ACK but stays inquorate (wait_for_all): a director that boots alone does not act."""
+    corosync-qdevice on cluster1, linked by the internal network. qnetd ACKs the director, and the
+    director alone is quorate with the device's votes: the last director that reaches qnetd serves."""
     seed = RenderedFile(pm.QDEVICE_SEED, "a-seed-of-at-least-16-characters", 0o600)
     tag = os.getpid() % 10000
     nas, director = Sandbox(f"{PREFIX}{tag}-q", tmp_path / "q"), Sandbox(f"{PREFIX}{tag}-d", tmp_path / "d")
@@ -658,7 +648,7 @@ def test_qdevice_reaches_qnetd_over_tls_with_the_derived_certificates(plan: Clus
         nas.run(["bash", "-c", pki_script(plan, "nas", "qnetd_db_ensure")], timeout=60)
         director.run(["bash", "-c", pki_script(plan, "cluster1", "qdevice_db_ensure")], timeout=60)
         nas.run(["chown", "coroqnetd:coroqnetd", "/run/corosync-qnetd"])
-        procs.append(nas.spawn(["setpriv", "--reuid=coroqnetd", "--regid=coroqnetd", "--init-groups", *qnetd_argv(plan)], tmp_path / "qnetd.log"))
+        procs.append(nas.spawn(["setpriv", "--reuid=coroqnetd", "--regid=coroqnetd", "--init-groups", *qnetd_argv(plan, "nas")], tmp_path / "qnetd.log"))
         procs.append(director.spawn(["corosync", "-f"], tmp_path / "corosync.log"))
         assert wait_until(lambda: director.run(["corosync-quorumtool", "-s"], check=False).returncode in (0, 2), 20)
         procs.append(director.spawn(["corosync-qdevice", "-f", "-d"], tmp_path / "qdevice.log"))
@@ -667,8 +657,10 @@ def test_qdevice_reaches_qnetd_over_tls_with_the_derived_certificates(plan: Clus
         assert wait_until(lambda: connected.search(director.run(["corosync-qdevice-tool", "-s"], check=False).stdout), 30), (tmp_path / "qdevice.log").read_text()[-3000:]
         clients = nas.run(["corosync-qnetd-tool", "-l"], check=False).stdout
         assert 'Cluster "cluster_tfm"' in clients and "ACK" in clients, clients
+        quorate = re.compile(r"Quorate:\s+Yes")
+        assert wait_until(lambda: quorate.search(director.run(["corosync-quorumtool", "-s"], check=False).stdout), 20)
         quorum = director.run(["corosync-quorumtool", "-s"], check=False).stdout
-        assert re.search(r"Quorate:\s+No", quorum) and "WaitForAll" in quorum, quorum
+        assert re.search(r"Total votes:\s+3", quorum) and "WaitForAll" not in quorum, quorum
     finally:
         for proc in procs:
             proc.kill()
@@ -697,3 +689,12 @@ def test_hacluster_password_is_set_once_and_then_left_alone(tmp_path: Path) -> N
         assert shadow.read_bytes() != first
     finally:
         box.destroy()
+
+
+@pytest.mark.parametrize("timeout_ms", [3000, 7000])
+def test_quorum_device_timeout_is_rendered(timeout_ms: int) -> None:
+    """qnetd's hold on a silent director's votes bounds the takeover (10 s by corosync's default)."""
+    ha = None if timeout_ms == 3000 else {"qdeviceTimeoutMs": timeout_ms}
+    conf = text(plan_for(ha), "cluster1", pm.COROSYNC_CONF)
+    device = conf[conf.index("device {"):]
+    assert f"timeout: {timeout_ms}\n" in device.split("net {")[0]

@@ -37,6 +37,8 @@ PRIVATE_DIRS = (
     "/var/lib/ha-web-cluster",  # the rendered steps' change stamps
     "/dev/shm",
 )
+# haproxy's chroot and the daemons' runtime directories (a package's tmpfiles.d would make them at boot).
+RUNTIME_DIRS = ("/run/haproxy", "/run/keepalived", "/run/dnsmasq", "/run/gluster", "/run/corosync-qdevice", "/run/corosync-qnetd")
 # Directories a node sees as the host's with its own files on top (overlayfs).
 OVERLAY_DIRS = ("/etc", "/usr/sbin")
 
@@ -51,6 +53,10 @@ class Sandbox:
         return self.state / "mnt"
 
     @property
+    def uts_ns(self) -> Path:
+        return self.state / "uts"
+
+    @property
     def etc_upper(self) -> Path:
         return self.upper("/etc")
 
@@ -62,8 +68,12 @@ class Sandbox:
         return netns.exists(self.name) and _is_nsfs_mount(self.mount_ns)
 
     # ------------------------------------------------------------------ lifecycle
-    def create(self, files: Iterable[RenderedFile], hosts: Optional[str] = None) -> None:
-        """Create the namespaces and lay out the node's files; harmless if it already exists."""
+    def create(self, files: Iterable[RenderedFile], hosts: Optional[str] = None, hostname: Optional[str] = None) -> None:
+        """Create the namespaces and lay out the node's files; harmless if it already exists.
+
+        `hostname`: the node's own (a UTS namespace): daemons that look their host name up
+        (corosync, Pacemaker, Apache) find it in the node's /etc/hosts instead of asking DNS.
+        """
         netns.add_netns(self.name)
         self.state.mkdir(parents=True, exist_ok=True)
         self.write_files(files)
@@ -71,7 +81,6 @@ class Sandbox:
             self.write_files([RenderedFile("/etc/hosts", hosts)])
         if _is_nsfs_mount(self.mount_ns):
             return
-        private = self.state / "private"
         script = ["set -e"]
         for d in OVERLAY_DIRS:
             upper, work = self.upper(d), self.state / f"{d.strip('/').replace('/', '_')}-work"
@@ -79,22 +88,42 @@ class Sandbox:
             work.mkdir(exist_ok=True)
             script.append(f"mount -t overlay overlay -o lowerdir={d},upperdir={upper},workdir={work} {d}")
         for d in PRIVATE_DIRS:
-            src = private / d.strip("/").replace("/", "_")
+            src = self.private(d)
             src.mkdir(parents=True, exist_ok=True)
+            if d == "/dev/shm":
+                src.chmod(0o1777)  # as the tmpfs it stands for: every user's shared memory (Pacemaker's IPC)
             script.append(f"mkdir -p {d} 2>/dev/null || true; mount --bind {src} {d}")
-        # haproxy's chroot and the daemons' runtime directories.
-        script.append("mkdir -p /run/haproxy /run/keepalived /run/dnsmasq /run/gluster /run/corosync-qdevice /run/corosync-qnetd")
+        script.append("mkdir -p " + " ".join(RUNTIME_DIRS))
+        if hostname:
+            script.append(f"hostname {hostname}")
         self.mount_ns.touch()
-        netns.run(["unshare", f"--mount={self.mount_ns}", "--propagation", "private", "sh", "-c", "\n".join(script)])
+        self.uts_ns.touch()
+        netns.run(["unshare", f"--mount={self.mount_ns}", f"--uts={self.uts_ns}", "--propagation", "private", "sh", "-c", "\n".join(script)])
 
     def destroy(self) -> None:
         """Kill what runs inside, drop both namespaces and the state directory."""
         netns.del_netns(self.name)
-        if _is_nsfs_mount(self.mount_ns):
-            subprocess.run(["umount", "-l", str(self.mount_ns)], capture_output=True)
+        for ns in (self.mount_ns, self.uts_ns):
+            if _is_nsfs_mount(ns):
+                subprocess.run(["umount", "-l", str(ns)], capture_output=True)
         if self.state.exists():
             _umount_below(self.state)
             shutil.rmtree(self.state, ignore_errors=True)
+
+    def private(self, directory: str) -> Path:
+        """Where one of PRIVATE_DIRS of the node lives on the host."""
+        return self.state / "private" / directory.strip("/").replace("/", "_")
+
+    def clear_runtime(self) -> None:
+        """What a reboot does to a node: /run and /dev/shm start empty (stale pid files and IPC
+        segments of killed daemons gone), then the runtime directories. Only while nothing runs in it."""
+        for d in ("/run", "/dev/shm"):
+            for child in self.private(d).iterdir():
+                if child.is_dir() and not child.is_symlink():
+                    shutil.rmtree(child)
+                else:
+                    child.unlink()
+        self.run(["mkdir", "-p", *RUNTIME_DIRS])
 
     # ------------------------------------------------------------------ files & processes
     def write_files(self, files: Iterable[RenderedFile]) -> None:
@@ -113,8 +142,9 @@ class Sandbox:
         return self.state / "root" / node_path.lstrip("/")
 
     def argv(self, argv: Sequence[str]) -> list[str]:
-        """Run argv inside the node: its network and its private mounts."""
-        return ["nsenter", f"--net=/run/netns/{self.name}", f"--mount={self.mount_ns}", "--", *argv]
+        """Run argv inside the node: its network, its private mounts, its host name."""
+        uts = [f"--uts={self.uts_ns}"] if self.uts_ns.exists() else []  # nodes made before they had one
+        return ["nsenter", f"--net=/run/netns/{self.name}", f"--mount={self.mount_ns}", *uts, "--", *argv]
 
     def run(self, argv: Sequence[str], check: bool = True, timeout: float = 30, input: Optional[str] = None) -> subprocess.CompletedProcess:
         return netns.run(self.argv(argv), check=check, timeout=timeout, input=input)

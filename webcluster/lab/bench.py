@@ -20,12 +20,14 @@ from typing import Callable, Optional
 
 from ..render import render_cluster
 from ..render.placeholders import fill
-from . import processes
+from . import pacemaker, processes
 from .context import LabContext, wait_until
 from .state import lab_secrets, netns_name, sandbox
 
 SEED_CSV = Path(__file__).resolve().parents[3] / "shared" / "reference" / "thesis-ab-results.csv"
 KEEPALIVED_CONF = "/etc/keepalived/keepalived.conf"
+TAKEOVER_TIMEOUT = 30.0  # a trial without takeover by then counts as NaN (Pacemaker with a quorum device needs up to ~15 s)
+SETTLE_TIMEOUT = 60.0  # a fenced Pacemaker director is powered on and rejoins before the next trial
 
 
 # --------------------------------------------------------------------------- VIP takeover
@@ -77,7 +79,7 @@ def _apply_keepalived(lab: LabContext, confs: dict[str, str]) -> None:
 
 def _settle(lab: LabContext) -> None:
     master = lab.directors[0].name
-    wait_until("master holds the VIPs again", lambda: lab.sole_holder(lab.vip) == master and lab.vips_on(master), 30)
+    wait_until("master holds the VIPs again", lambda: lab.sole_holder(lab.vip) == master and lab.vips_on(master), SETTLE_TIMEOUT)
     time.sleep(1.5)
 
 
@@ -101,8 +103,9 @@ def takeover_trial(lab: LabContext, fault: str) -> float:
     inject, repair = FAULTS[fault]
     t0 = time.monotonic()
     inject(lab, master)
-    seen = watch.wait(timeout=15)
+    seen = watch.wait(timeout=TAKEOVER_TIMEOUT)
     repair(lab, master)
+    lab.revive(master)  # Pacemaker fenced it: power it on again (keepalived never fences: nothing to do)
     _settle(lab)
     if seen is None:
         return float("nan")
@@ -138,6 +141,38 @@ def measure_takeover(lab: LabContext, trials: int, progress: Callable[[str], Non
     finally:
         _apply_keepalived(lab, _keepalived_variant(lab, ours))
     return rows
+
+
+def measure_pacemaker(lab: LabContext, trials: int, progress: Callable[[str], None]) -> list[TakeoverRow]:
+    """The same faults on a lab whose directors run Pacemaker, with the rendered timers (nothing re-tuned)."""
+    pm = lab.topo.cluster.pacemaker
+    label = f"pacemaker (token {pm.token_ms} ms, monitor {pm.monitor_interval_s} s" + (", qdevice)" if pm.qnetd_host else ")")
+    rows = []
+    for fault in FAULTS:
+        values = [takeover_trial(lab, fault) for _ in range(trials)]
+        rows.append(TakeoverRow(label, fault, values))
+        progress(f"takeover {label}, {fault}: median {statistics.median(values):.3f} s, max {max(values):.3f} s")
+    return rows
+
+
+def pacemaker_part(lab: LabContext, trials: int, progress: Callable[[str], None]) -> list[TakeoverRow]:
+    """After the keepalived measurements, in the same run: the same stack with haStack: pacemaker, then the original lab back."""
+    from ..stackfile import load_stack_file
+    from . import lifecycle
+    from .state import LAB_ROOT
+
+    original = Path(lab.state.stack_file)
+    variant = pacemaker.stack_variant(original, LAB_ROOT / "stacks")
+    quiet: Callable[[str], None] = lambda _m: None  # noqa: E731
+    try:
+        lifecycle.down(progress=quiet)
+        progress(f"pacemaker: lab up with {variant}")
+        lifecycle.up(load_stack_file(variant), str(variant), progress=quiet)
+        return measure_pacemaker(LabContext.current(), trials, progress)
+    finally:
+        lifecycle.down(progress=quiet)
+        lifecycle.up(load_stack_file(original), str(original), progress=quiet)
+        progress(f"original lab back up ({original.name})")
 
 
 # --------------------------------------------------------------------------- requests lost under failures
@@ -293,6 +328,16 @@ def write_csv(path: Path, header: list[str], rows: list[list]) -> None:
         w.writerows(rows)
 
 
+def _takeover_outputs(rows: list[TakeoverRow], out: Path) -> list[str]:
+    """takeover.csv and takeover.png; the summary lines."""
+    from . import plots
+
+    write_csv(out / "takeover.csv", ["settings", "fault", "trial", "seconds"], [[r.settings, r.fault, i + 1, f"{v:.4f}"] for r in rows for i, v in enumerate(r.trials)])
+    plots.takeover(rows, out / "takeover.png")
+    width = max(34, *(len(r.settings) for r in rows))
+    return [f"VIP takeover (s, {len(rows[0].trials)} trials each)".ljust(width + 18) + "median    max"] + [f"  {r.settings:<{width}} {r.fault:<15} {r.median:6.3f} {r.worst:6.3f}" for r in rows]
+
+
 def main(args: argparse.Namespace) -> int:
     from . import plots
 
@@ -303,12 +348,9 @@ def main(args: argparse.Namespace) -> int:
     requests = 2000 if args.quick else max(5000, args.requests)
     log = print
     summary: list[str] = []
+    takeover: list[TakeoverRow] = []
     if "takeover" not in args.skip:
-        rows = measure_takeover(lab, trials, log)
-        write_csv(out / "takeover.csv", ["settings", "fault", "trial", "seconds"], [[r.settings, r.fault, i + 1, f"{v:.4f}"] for r in rows for i, v in enumerate(r.trials)])
-        plots.takeover(rows, out / "takeover.png")
-        summary.append("VIP takeover (s)            median    max")
-        summary += [f"  {r.settings:<34} {r.fault:<15} {r.median:6.3f} {r.worst:6.3f}" for r in rows]
+        takeover += measure_pacemaker(lab, trials, log) if lab.pacemaker else measure_takeover(lab, trials, log)
     if "load" not in args.skip:
         lrows = measure_load(lab, requests, log)
         write_csv(out / "failures-under-load.csv", ["event", "service", "requests", "failed", "longest_gap_s"], [[r.event, r.service, r.requests, r.failed, r.longest_gap_s] for r in lrows])
@@ -331,6 +373,10 @@ def main(args: argparse.Namespace) -> int:
         write_csv(out / "gluster-stall.csv", ["ping_timeout_s", "stall_s"], [[r.ping_timeout_s, f"{r.stall_s:.2f}"] for r in srows])
         summary.append("Gluster server cut: web request stall")
         summary += [f"  ping-timeout {r.ping_timeout_s:<22} {r.stall_s:6.1f} s" for r in srows]
+    if "pacemaker" not in args.skip and not lab.pacemaker:
+        takeover += pacemaker_part(lab, trials, log)  # last: it takes the lab down and brings it back
+    if takeover:
+        summary = _takeover_outputs(takeover, out) + summary
     print("\n" + "\n".join(summary))
     print(f"\nCSV and PNG files in {out}/ (this machine: 2 cores, everything in namespaces; the seed: a laptop with 10 VirtualBox VMs)")
     return 0

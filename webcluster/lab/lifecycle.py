@@ -15,7 +15,7 @@ from ..render.placeholders import fill
 from ..render.plan import ClusterPlan, NodePlan, RenderedFile
 from ..stackfile import LoadedStack
 from ..topology import ROLE_BACKEND, ROLE_DIRECTOR, ROLE_GLUSTER, ROLE_NAS, Topology
-from . import apache, gluster, network, processes
+from . import apache, gluster, network, pacemaker, processes
 from .state import BRIDGES, LAB_ROOT, LINK_PREFIX, NETNS_PREFIX, LabState, lab_secrets, sandbox
 
 Progress = Callable[[str], None]
@@ -82,7 +82,7 @@ def up(stack: LoadedStack, stack_file: str, progress: Progress = print) -> LabSt
     network.create_client(state, topo)
     for index, node in enumerate(topo.nodes):
         sb = sandbox(node.name)
-        sb.create(filled_files(plan.nodes[node.name], values))
+        sb.create(filled_files(plan.nodes[node.name], values), hostname=node.name)
         network.wire_node(state, topo, index, node)
     state.save()
     step(f"{len(topo.nodes)} node namespaces + client {state.client_address}")
@@ -117,12 +117,15 @@ def up(stack: LoadedStack, stack_file: str, progress: Progress = print) -> LabSt
             start_container(state, b.name, c)
     step(f"{sum(len(b.containers) for b in topo.cluster.backends)} containers (Apache + PHP)")
 
-    for d in topo.directors:
-        processes.start(state, d.name, "haproxy", ["haproxy", "-db", "-f", "/etc/haproxy/haproxy.cfg"])
-    for d in topo.directors:
-        processes.start(state, d.name, "keepalived", ["keepalived", "-n", "-l", "-D", "-f", "/etc/keepalived/keepalived.conf"])
-    step("directors: haproxy and keepalived")
-    holder = wait_for_vip(topo, str(topo.cluster.vips.external), timeout=20)
+    if pacemaker.is_pacemaker(topo):
+        pacemaker.bring_up(state, topo, plan, step, run_step)  # Pacemaker starts HAProxy itself
+    else:
+        for d in topo.directors:
+            processes.start(state, d.name, "haproxy", processes.HAPROXY)
+        for d in topo.directors:
+            processes.start(state, d.name, "keepalived", ["keepalived", "-n", "-l", "-D", "-f", "/etc/keepalived/keepalived.conf"])
+        step("directors: haproxy and keepalived")
+    holder = wait_for_vip(topo, str(topo.cluster.vips.external), timeout=30)
     step(f"external VIP {topo.cluster.vips.external} held by {holder}")
     state.complete = True
     state.save()
@@ -172,13 +175,16 @@ def _mount_docroots(state: LabState, topo: Topology, node: NodePlan, name: str) 
 
 
 def wait_for_vip(topo: Topology, vip: str, timeout: float) -> str:
+    """Until the master (highest priority) holds the VIP alone: a standby may hold it for a
+    moment while the master's daemons start, and the lab is only up once the seed's state is."""
+    master = topo.master.name
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        for d in topo.directors:
-            if network.holds(d.name, vip):
-                return d.name
+        holders = [d.name for d in topo.directors if network.holds(d.name, vip)]
+        if holders == [master]:
+            return master
         time.sleep(0.1)
-    raise LabError(f"no director holds {vip} after {timeout:.0f} s")
+    raise LabError(f"{master} does not hold {vip} alone after {timeout:.0f} s (holders: {holders}); see {processes.log_path(master, 'keepalived')}")
 
 
 def _leftovers() -> bool:
@@ -210,7 +216,7 @@ def down(progress: Progress = print) -> None:
     gluster.detach_loops(state)
     for sub in ("shared", "logs", "bricks", "nodes"):
         shutil.rmtree(LAB_ROOT / sub, ignore_errors=True)
-    for f in ("state.json", "secrets.json"):
+    for f in ("state.json", "secrets.json", "fence.sock"):
         (LAB_ROOT / f).unlink(missing_ok=True)
     progress(f"lab down: removed {len(names)} namespaces")
 

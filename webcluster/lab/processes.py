@@ -57,13 +57,17 @@ def stop(state: LabState, node: str, role: str, sig: int = signal.SIGTERM, timeo
     signal_group(proc.pid, sig)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        _reap(proc.pid)
-        if not pid_alive(proc.pid):
+        if _gone(proc.pid):
             return True
         time.sleep(0.02)
     signal_group(proc.pid, signal.SIGKILL)
-    _reap(proc.pid)
-    return not pid_alive(proc.pid)
+    return _gone(proc.pid)
+
+
+def _gone(pid: int) -> bool:
+    """Dead, or a zombie: a daemon started by an earlier lab command is no child of ours to reap."""
+    _reap(pid)
+    return not pid_alive(pid) or is_zombie(pid)
 
 
 def restart(state: LabState, node: str, role: str) -> Process:
@@ -79,10 +83,10 @@ def alive(state: LabState, node: str, role: str) -> bool:
     if proc is None:
         return False
     _reap(proc.pid)
-    return pid_alive(proc.pid) and not _is_zombie(proc.pid)
+    return pid_alive(proc.pid) and not is_zombie(proc.pid)
 
 
-def _is_zombie(pid: int) -> bool:
+def is_zombie(pid: int) -> bool:
     try:
         return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] == "Z"
     except (OSError, IndexError):

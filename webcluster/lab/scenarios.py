@@ -12,7 +12,7 @@ import signal
 import time
 from typing import Callable
 
-from . import probe
+from . import pacemaker, probe
 from .context import LabContext, wait_until
 
 Scenario = Callable[[LabContext], list[str]]
@@ -74,7 +74,8 @@ def all_up(lab: LabContext) -> list[str]:
 
 
 def _wait_holder(lab: LabContext, director: str) -> float:
-    took = wait_until(f"{director} holds both VIPs alone", lambda: lab.vips_on(director) and lab.sole_holder(lab.vip) == director, FAILOVER_TIMEOUT, 0.02)
+    timeout = pacemaker.FAILOVER_TIMEOUT if lab.pacemaker else FAILOVER_TIMEOUT
+    took = wait_until(f"{director} holds both VIPs alone", lambda: lab.vips_on(director) and lab.sole_holder(lab.vip) == director, timeout, 0.02)
     return took
 
 
