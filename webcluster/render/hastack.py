@@ -60,7 +60,7 @@ class KeepalivedStack:
             vrrp=vrrp,
             state="MASTER" if director.name == self.topo.master.name else "BACKUP",
             advert_int=f"{advert:g}",
-            auth_pass=placeholders.secret("vrrpAuthPass"),
+            vrrp_password=placeholders.secret("vrrpAuthPass"),
             check_script=CHECK_HAPROXY,
             instances=instances,
         )
