@@ -39,7 +39,7 @@ def step_command_text(
     body = ["set -eu", "umask 022"]
     for path in step.files:
         rendered = files[path]
-        body.append(_install(path, _filled(rendered.content, values), rendered.mode))
+        body.append(_install(path, fill(rendered.content, values), rendered.mode))
     script_path = f"{step_dir}/{step.name}.sh"
     body.append(_install(script_path, fill(step.script, values), 0o755))
     body.append(f"exec {shlex.quote(script_path)} </dev/null")
@@ -54,10 +54,6 @@ def secret_keys_of(step: Step, files: Mapping[str, RenderedFile]) -> set[str]:
         if isinstance(content, str):
             keys |= keys_in(content)
     return keys
-
-
-def _filled(content: str | bytes, values: Mapping[str, str]) -> str | bytes:
-    return fill(content, values) if isinstance(content, str) else content
 
 
 def _install(path: str, content: str | bytes, mode: int) -> str:

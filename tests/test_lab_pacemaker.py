@@ -23,7 +23,8 @@ import pytest
 from webcluster import netns
 from webcluster.lab import fence_lab, lifecycle, network, pacemaker, power, processes, scenarios
 from webcluster.lab.bench import AddressWatch
-from webcluster.lab.context import LabContext, wait_until
+from webcluster.lab.context import LabContext
+from webcluster.waiting import wait_until
 from webcluster.lab.state import LINK_PREFIX, NETNS_PREFIX, LabState, exclusive, netns_name, sandbox
 from webcluster.render import pacemaker as rpm
 from webcluster.render import render_cluster

@@ -376,7 +376,7 @@ def checked_files(plan: ClusterPlan, node: NodePlan) -> list[RenderedFile]:
 
 
 def _filled(f: RenderedFile) -> RenderedFile:
-    if not isinstance(f.content, str):
+    if isinstance(f.content, bytes):
         return f
     values = {key: dummy_value(key) for key in placeholders.keys_in(f.content)}
     return RenderedFile(f.path, placeholders.fill(f.content, values), f.mode)

@@ -18,7 +18,8 @@ from webcluster.topology import ROLE_BACKEND, ROLE_GLUSTER, ROLE_NAS, Topology
 
 from . import guests, network
 from .recording import PlanRecording
-from .shell import run, wait_until
+from ..waiting import wait_until
+from .shell import run
 from .ssh import Target, root
 
 

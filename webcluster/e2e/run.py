@@ -22,7 +22,8 @@ from .checks import CheckResult, Cluster, run_checks
 from .image import GuestImage, ensure_image
 from .recording import PlanRecording, record
 from .replay import StepResult, replay, target_of
-from .shell import log, wait_until
+from ..waiting import wait_until
+from .shell import log
 from .ssh import key_pair, ssh
 
 from webcluster.render import render_cluster

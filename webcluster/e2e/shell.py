@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Optional, Sequence
 
 STATE = Path("/var/lib/hawc-e2e")  # everything the e2e run keeps on the host
 PREFIX = "hwe"  # namespace, bridge and tap names
@@ -39,17 +39,6 @@ def run(
         tail = (result.stdout + result.stderr).decode(errors="replace")[-3000:]
         raise CommandFailed(f"exit {result.returncode}: {' '.join(argv)}\n{tail}")
     return result
-
-
-def wait_until(what: str, probe: Callable[[], bool], timeout: float, interval: float = 2.0) -> float:
-    """Poll `probe` until it is true; return the seconds it took, raise after `timeout`."""
-    start = time.monotonic()
-    while True:
-        if probe():
-            return time.monotonic() - start
-        if time.monotonic() - start > timeout:
-            raise TimeoutError(f"{what}: not reached within {timeout:.0f}s")
-        time.sleep(interval)
 
 
 def stderr(message: str) -> None:

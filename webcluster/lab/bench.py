@@ -21,7 +21,8 @@ from typing import Callable, Optional
 from ..render import render_cluster
 from ..render.placeholders import fill
 from . import pacemaker, processes
-from .context import LabContext, wait_until
+from ..waiting import wait_until
+from .context import LabContext
 from .state import lab_secrets, netns_name, sandbox
 
 SEED_CSV = Path(__file__).resolve().parents[3] / "shared" / "reference" / "thesis-ab-results.csv"

@@ -6,11 +6,10 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 from ..model import Director
 from ..stackfile import load_stack_file
@@ -19,21 +18,6 @@ from . import network, pacemaker, processes, probe
 from .state import CLIENT, LabState, lab_secrets, netns_name
 
 LOAD_SCRIPT = Path(__file__).with_name("load.py")
-
-
-class Timeout(AssertionError):
-    pass
-
-
-def wait_until(what: str, predicate: Callable[[], bool], timeout: float, interval: float = 0.05) -> float:
-    """Poll (bounded) until predicate holds; returns the seconds it took."""
-    start = time.monotonic()
-    while True:
-        if predicate():
-            return time.monotonic() - start
-        if time.monotonic() - start > timeout:
-            raise Timeout(f"timed out after {timeout:.0f} s waiting for: {what}")
-        time.sleep(interval)
 
 
 @dataclass

@@ -6,7 +6,8 @@ import re
 import time
 
 from . import probe
-from .context import LabContext, wait_until
+from ..waiting import wait_until
+from .context import LabContext
 from .scenarios import loss_budget
 from .state import sandbox
 

@@ -31,11 +31,7 @@ class LabError(RuntimeError):
 
 def filled_files(node: NodePlan, values: dict[str, str]) -> list[RenderedFile]:
     """The node's rendered files with the lab's generated secrets in place of the placeholders."""
-    out = []
-    for f in node.files.values():
-        content = fill(f.content, values) if isinstance(f.content, str) else f.content
-        out.append(RenderedFile(f.path, content, f.mode))
-    return out
+    return [RenderedFile(f.path, fill(f.content, values), f.mode) for f in node.files.values()]
 
 
 def run_step(plan: ClusterPlan, node: str, step_name: str, timeout: float = 120) -> str:

@@ -13,7 +13,8 @@ import time
 from typing import Callable
 
 from . import pacemaker, probe
-from .context import LabContext, wait_until
+from ..waiting import wait_until
+from .context import LabContext
 
 Scenario = Callable[[LabContext], list[str]]
 SCENARIOS: dict[str, Scenario] = {}

@@ -26,8 +26,13 @@ def keys_in(text: str) -> set[str]:
     return {m.group(2) for m in MARKER.finditer(text)}
 
 
-def fill(text: str, values: Mapping[str, str]) -> str:
-    """Replace every marker; a marker without a value is an error, never left behind."""
+def fill(text: str | bytes, values: Mapping[str, str]) -> str | bytes:
+    """Replace every marker; a marker without a value is an error, never left behind.
+
+    Binary content (the page's image) carries no marker and is returned as it is.
+    """
+    if isinstance(text, bytes):
+        return text
 
     def sub(m: re.Match) -> str:
         key = m.group(2)
