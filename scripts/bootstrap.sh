@@ -11,7 +11,7 @@ PACKAGES=(
 	apache2 libapache2-mod-php php-cli apache2-utils
 	glusterfs-server glusterfs-client
 	corosync corosync-qdevice corosync-qnetd pacemaker pacemaker-cli-utils crmsh resource-agents openssl
-	shellcheck
+	shellcheck xsltproc
 )
 
 if [ "$(id -u)" != 0 ]; then

@@ -202,3 +202,28 @@ def test_nodes_can_be_placed_on_other_hypervisor_hosts() -> None:
     hv2_nets = {r.inputs["name"]: r.inputs for r in rec.of_type(NETWORK).values() if r.provider.startswith(urn_of["libvirt-hv2"])}
     assert set(hv2_nets) == {"hawc-internal"}, "a host only gets the networks of the nodes placed on it"
     assert "addresses" not in hv2_nets["hawc-internal"], "only the default host takes the internal host address"
+
+
+def test_libvirt_nic_slots_keep_kernel_names_clear_of_the_model_names(libvirt_dev: Recording) -> None:
+    """Applied as libvirt applies it, each domain's XSLT pins its NICs to PCI slots whose udev
+    names (ensN, altname enp0sN) are not a name cloud-init must rename a NIC to: the kernel
+    refuses a rename to any existing name, altnames included."""
+    from webcluster.e2e.domainxml import apply, domain_nic_slots, provider_domain
+
+    for node in SEED:
+        d = libvirt_dev.named(DOMAIN, node).inputs
+        macs = [mac for _, mac in domain_nics(libvirt_dev, node)]
+        slots = domain_nic_slots(d["xml"]["xslt"], node, macs)
+        assert None not in slots and len(set(slots)) == len(slots), (node, slots)
+        targets = set(re.findall(r"set-name: (\S+)", libvirt_dev.by_id(d["cloudinit"]).inputs["networkConfig"]))
+        assert targets and not targets & {f"{p}{s}" for s in slots for p in ("ens", "enp0s")}, (node, slots, targets)
+        out = apply(d["xml"]["xslt"], provider_domain(node, macs))
+        assert out.count("<interface") == len(macs) and all(m in out for m in macs) and "bus=\"virtio\"" in out, "nothing else changes"
+
+
+def test_libvirt_network_xslt_moves_the_host_address(libvirt_dev: Recording) -> None:
+    from webcluster.e2e.domainxml import apply
+
+    net = next(r.inputs for r in libvirt_dev.of_type(NETWORK).values() if r.inputs["name"] == "hawc-internal")
+    out = apply(net["xml"]["xslt"], "<network><name>hawc-internal</name><ip address='10.0.100.1' prefix='24'/></network>")
+    assert "10.0.100.254" in out and "10.0.100.1'" not in out and 'address="10.0.100.1"' not in out

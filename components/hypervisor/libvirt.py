@@ -49,12 +49,46 @@ def ssh_hop(uri: str) -> Optional[tuple[str, int, str]]:
 
 def host_address_xslt(address: str) -> str:
     """libvirt gives the host the network's first address; the cluster uses that one (cluster1), so move it."""
+    return _identity_stylesheet(f'  <xsl:template match="/network/ip/@address"><xsl:attribute name="address">{address}</xsl:attribute></xsl:template>\n')
+
+
+FIRST_NIC_SLOT = 0x10  # clear of what libvirt auto-places on i440fx (host bridge, PIIX3, video at 0x02)
+LAST_NIC_SLOT = 0x1F
+
+
+def nic_slots(nic_names: Sequence[str]) -> list[int]:
+    """PCI slots (bus 0) for a node's NICs, in order, whose kernel names cannot collide with a target name.
+
+    udev names a virtio NIC in slot N `ensN` with the alternative name `enp0sN`, and the
+    kernel refuses to rename a NIC to any existing name, its own altname included
+    ("RTNETLINK answers: File exists"). Left to libvirt, the first NIC lands in slot 3, so
+    cloud-init could never rename it to the seed's `enp0s3`. Found by the e2e run.
+    """
+    taken = set(nic_names)
+    free = [s for s in range(FIRST_NIC_SLOT, LAST_NIC_SLOT + 1) if f"enp0s{s}" not in taken and f"ens{s}" not in taken]
+    if len(free) < len(nic_names):
+        raise ValueError(f"no free PCI slots for NICs {', '.join(nic_names)}")
+    return free[: len(nic_names)]
+
+
+def nic_address_xslt(slots: Sequence[int]) -> str:
+    """Give the domain's interfaces (in declared order) fixed PCI addresses; the provider has no field for it."""
+    templates = "".join(
+        f'  <xsl:template match="/domain/devices/interface[{i}]"><xsl:copy><xsl:apply-templates select="node()[not(self::address)]|@*"/>'
+        f"<address type=\"pci\" domain=\"0x0000\" bus=\"0x00\" slot=\"0x{slot:02x}\" function=\"0x0\"/></xsl:copy></xsl:template>\n"
+        for i, slot in enumerate(slots, start=1)
+    )
+    return _identity_stylesheet(templates)
+
+
+def _identity_stylesheet(templates: str) -> str:
+    """An XSLT that copies the document unchanged except where `templates` match."""
     return (
         '<?xml version="1.0"?>\n'
         '<xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform">\n'
         '  <xsl:output omit-xml-declaration="yes" indent="yes"/>\n'
         '  <xsl:template match="node()|@*"><xsl:copy><xsl:apply-templates select="node()|@*"/></xsl:copy></xsl:template>\n'
-        f'  <xsl:template match="/network/ip/@address"><xsl:attribute name="address">{address}</xsl:attribute></xsl:template>\n'
+        f"{templates}"
         "</xsl:stylesheet>\n"
     )
 
@@ -144,6 +178,7 @@ class LibvirtPlatform(pulumi.ComponentResource):
                 libvirt.DomainNetworkInterfaceArgs(network_id=host.networks[nic.network].id, mac=nic.mac, wait_for_lease=False) for nic in node.nics
             ],
             cloudinit=seed.id,
+            xml=libvirt.DomainXmlArgs(xslt=nic_address_xslt(nic_slots([nic.name for nic in node.nics]))),
             consoles=[libvirt.DomainConsoleArgs(type="pty", target_type="serial", target_port="0")],
             opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=list(boot_after))),
         )

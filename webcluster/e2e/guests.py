@@ -87,7 +87,7 @@ def start(index: int, guest: Guest, image: GuestImage, restore: Optional[str] = 
         "-smp", str(guest.vcpus), "-m", str(guest.memory_mib), "-display", "none", "-monitor", "none",
         "-serial", f"file:{f.console}", "-qmp", f"unix:{f.qmp},server=on,wait=off",
         "-kernel", str(image.kernel), "-initrd", str(image.initrd),
-        "-append", "root=/dev/vda1 ro console=ttyS0,115200 net.ifnames=0 panic=10",
+        "-append", "root=/dev/vda1 ro console=ttyS0,115200 panic=10",
         "-drive", f"file={f.root},if=virtio,format=qcow2,cache=unsafe",
     ]
     for i, _ in enumerate(guest.data_disks_mib, start=1):
@@ -96,7 +96,7 @@ def start(index: int, guest: Guest, image: GuestImage, restore: Optional[str] = 
     for n, nic in enumerate(guest.nics):
         tap = network.tap_name(index, n)
         network.add_tap(tap, nic.network)
-        argv += ["-netdev", f"tap,id=nic{n},ifname={tap},script=no,downscript=no", "-device", f"virtio-net-pci,netdev=nic{n},mac={nic.mac}"]
+        argv += ["-netdev", f"tap,id=nic{n},ifname={tap},script=no,downscript=no", "-device", f"virtio-net-pci,netdev=nic{n},mac={nic.mac}{_pci_address(nic.pci_slot)}"]
     if restore:
         argv += ["-loadvm", restore]
     f.qmp.unlink(missing_ok=True)
@@ -111,6 +111,11 @@ def start(index: int, guest: Guest, image: GuestImage, restore: Optional[str] = 
             raise TimeoutError(f"{guest.name}: QEMU did not open its QMP socket")
         time.sleep(0.2)
     return proc.pid
+
+
+def _pci_address(slot: Optional[int]) -> str:
+    """QEMU's form of the domain XML's <address type='pci' bus='0x00' slot=.../>."""
+    return "" if slot is None else f",addr=0x{slot:02x}"
 
 
 def alive(name: str) -> bool:

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from .domainxml import domain_nic_slots
+
 ROOT = Path(__file__).resolve().parents[2]
 DOMAIN = "libvirt:index/domain:Domain"
 VOLUME = "libvirt:index/volume:Volume"
@@ -36,6 +38,7 @@ def _harness() -> Any:
 class GuestNic:
     mac: str
     network: str  # external | internal | heartbeat (the libvirt network's name without "hawc-")
+    pci_slot: Optional[int]  # where the Domain's XSLT puts it (None: libvirt's choice, in order)
 
 
 @dataclass(frozen=True)
@@ -115,8 +118,10 @@ def record(stack: str, private_key: str, public_key: str) -> PlanRecording:
 
 def _guest(h: Any, domain: Any, by_id: dict[str, Any]) -> Guest:
     inputs = h.unwrap(domain.inputs)
+    declared = inputs["networkInterfaces"]
+    slots = domain_nic_slots((inputs.get("xml") or {}).get("xslt"), domain.name, [n["mac"] for n in declared])
     nics = tuple(
-        GuestNic(n["mac"], by_id[n["networkId"]].inputs["name"].removeprefix("hawc-")) for n in inputs["networkInterfaces"]
+        GuestNic(n["mac"], by_id[n["networkId"]].inputs["name"].removeprefix("hawc-"), slot) for n, slot in zip(declared, slots)
     )
     volumes = [by_id[d["volumeId"]] for d in inputs["disks"]]
     data = tuple(int(v.inputs["size"]) // MIB for v in volumes if "baseVolumeId" not in v.inputs)
