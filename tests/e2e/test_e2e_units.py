@@ -26,3 +26,27 @@ def test_step_packages_reads_apt_install_lines() -> None:
             return [S()]
 
     assert step_packages(Plan()) == ["curl", "haproxy", "mdadm"]
+
+
+def test_docker_archive_is_loadable_shape(tmp_path) -> None:
+    """The stand-in is a `docker save` archive: the manifest names the config, whose diff_id is the layer's hash."""
+    import hashlib
+    import json
+    import tarfile
+
+    from webcluster.e2e.image import docker_archive
+
+    layer = tmp_path / "layer.tar"
+    with tarfile.open(layer, "w") as t:
+        (tmp_path / "f").write_text("x")
+        t.add(tmp_path / "f", arcname="./etc/f")
+    out = tmp_path / "image.tar"
+    docker_archive(layer, "hawc-e2e/php-apache:local", out)
+    with tarfile.open(out) as archive:
+        manifest = json.load(archive.extractfile("manifest.json"))[0]
+        config = json.load(archive.extractfile(manifest["Config"]))
+        stored = archive.extractfile(manifest["Layers"][0]).read()
+    assert manifest["RepoTags"] == ["hawc-e2e/php-apache:local"]
+    assert config["rootfs"]["diff_ids"] == [f"sha256:{hashlib.sha256(stored).hexdigest()}"]
+    assert stored == layer.read_bytes()
+    assert config["config"]["StopSignal"] == "SIGWINCH" and config["config"]["Cmd"] == ["apache2-foreground"]

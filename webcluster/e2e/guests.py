@@ -83,7 +83,7 @@ def start(index: int, guest: Guest, image: GuestImage, restore: Optional[str] = 
     """Start the guest's QEMU in the namespace (from a saved snapshot if `restore`); returns its PID."""
     f = files_of(guest.name)
     argv = [
-        "qemu-system-x86_64", "-name", f"hwe-{guest.name}", "-machine", "pc,accel=tcg", "-cpu", "max",
+        "qemu-system-x86_64", "-name", f"hwe-{guest.name}", "-machine", "pc,accel=tcg", "-cpu", "qemu64",
         "-smp", str(guest.vcpus), "-m", str(guest.memory_mib), "-display", "none", "-monitor", "none",
         "-serial", f"file:{f.console}", "-qmp", f"unix:{f.qmp},server=on,wait=off",
         "-kernel", str(image.kernel), "-initrd", str(image.initrd),

@@ -8,16 +8,18 @@ Images are cached under :data:`IMAGES` by the hash of everything that goes into 
 
 The one environment difference: Docker Hub is unreachable, so a stand-in for the stack's
 container image (Debian's apache2 + libapache2-mod-php, as ``php:apache`` serves
-``/var/www/html``) is baked in as a rootfs tarball, and a drop-in makes ``docker.service``
-import it when Docker starts, so the 10-docker step's ``docker image inspect`` finds it.
+``/var/www/html``) is baked in as a ``docker save`` archive with php:apache's image
+config, and a drop-in makes ``docker.service`` load it when Docker starts, so the 10-docker step's ``docker image inspect`` finds it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import re
 import shutil
+import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -32,7 +34,7 @@ IMAGES = STATE / "images"
 DEBS = STATE / "debs"  # debootstrap's download cache, shared by both rootfs builds
 DISK_MIB = 10 * 1024  # as the program's ROOT_DISK_MIB
 STANDIN_TAR = "/var/lib/hawc-e2e/php-apache.tar"
-BUILD_VERSION = "2"  # bump when the recipe below changes
+BUILD_VERSION = "3"  # bump when the recipe below changes
 
 # What a Debian 12 genericcloud image has that the steps rely on (ifupdown networking, cloud-init, sshd).
 BASE_PACKAGES = (
@@ -54,12 +56,11 @@ FILES: dict[str, str] = {
         "[Service]\nExecStartPost=/usr/local/sbin/hawc-e2e-load-image\n"
     ),
     "/usr/local/sbin/hawc-e2e-load-image": (
-        "#!/bin/sh\n# Import the stand-in php:apache image once (see docs/e2e.md).\nset -e\n"
+        "#!/bin/sh\n# Load the stand-in php:apache image once (see docs/e2e.md).\nset -e\n"
         "for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 1; done\n"
         'IMAGE=$(cat /var/lib/hawc-e2e/php-apache.name)\n'
         'docker image inspect "$IMAGE" >/dev/null 2>&1 && exit 0\n'
-        f'docker import --change \'CMD ["apache2-foreground"]\' --change "EXPOSE 80" --change "STOPSIGNAL SIGWINCH" '
-        f'--change "WORKDIR /var/www/html" {STANDIN_TAR} "$IMAGE" >/dev/null\n'
+        f"docker load -q -i {STANDIN_TAR} >/dev/null\n"
     ),
 }
 STANDIN_FILES: dict[str, str] = {
@@ -91,7 +92,7 @@ def step_packages(plan: ClusterPlan) -> list[str]:
 def image_key(packages: Iterable[str], container_image: str) -> str:
     """Content hash of the recipe: packages, suite, mirror, files, stand-in image name."""
     recipe = {"v": BUILD_VERSION, "suite": SUITE, "mirror": MIRROR, "packages": sorted(packages), "files": FILES,
-              "standin": [STANDIN_PACKAGES, STANDIN_FILES, container_image], "mib": DISK_MIB}
+              "standin": [STANDIN_PACKAGES, STANDIN_FILES, STANDIN_CONFIG, container_image], "mib": DISK_MIB}
     return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -118,8 +119,9 @@ def ensure_image(plan: ClusterPlan, container_image: str) -> GuestImage:
         (standin / "usr/local/bin/apache2-foreground").chmod(0o755)
         run(["chroot", str(standin), "a2enmod", "-q", "php8.2"], timeout=60, check=False)
         (rootfs / "var/lib/hawc-e2e").mkdir(parents=True, exist_ok=True)
-        run(["tar", "-C", str(standin), "--exclude=./proc/*", "--exclude=./sys/*", "--exclude=./dev/*", "-cf",
-             str(rootfs / STANDIN_TAR.lstrip("/")), "."], timeout=600)
+        layer = work / "layer.tar"
+        run(["tar", "-C", str(standin), "--exclude=./proc/*", "--exclude=./sys/*", "--exclude=./dev/*", "-cf", str(layer), "."], timeout=600)
+        docker_archive(layer, container_image, rootfs / STANDIN_TAR.lstrip("/"))
         (rootfs / "var/lib/hawc-e2e/php-apache.name").write_text(container_image + "\n")
         tmp = out.with_name(out.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
@@ -133,6 +135,37 @@ def ensure_image(plan: ClusterPlan, container_image: str) -> GuestImage:
         shutil.rmtree(work, ignore_errors=True)
     log(f"guest image ready: {out}")
     return image
+
+
+# The image settings php:apache has that the cluster relies on (entrypoint, port, graceful stop).
+STANDIN_CONFIG = {
+    "Cmd": ["apache2-foreground"],
+    "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+    "ExposedPorts": {"80/tcp": {}},
+    "StopSignal": "SIGWINCH",
+    "WorkingDir": "/var/www/html",
+}
+
+
+def docker_archive(layer: Path, name: str, out: Path) -> None:
+    """A one-layer image in `docker save` format, so `docker load` gives it php:apache's config
+    (`docker import --change` cannot set STOPSIGNAL)."""
+    digest = hashlib.sha256()
+    with open(layer, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    diff_id = f"sha256:{digest.hexdigest()}"
+    config = json.dumps({"architecture": "amd64", "os": "linux", "config": STANDIN_CONFIG,
+                         "rootfs": {"type": "layers", "diff_ids": [diff_id]}}, sort_keys=True).encode()
+    config_name = f"{hashlib.sha256(config).hexdigest()}.json"
+    layer_name = f"{digest.hexdigest()}/layer.tar"
+    manifest = json.dumps([{"Config": config_name, "RepoTags": [name], "Layers": [layer_name]}]).encode()
+    with tarfile.open(out, "w") as archive:
+        for member, data in ((config_name, config), ("manifest.json", manifest)):
+            info = tarfile.TarInfo(member)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+        archive.add(layer, arcname=layer_name)
 
 
 def _debootstrap(target: Path, packages: list[str]) -> Path:

@@ -41,7 +41,7 @@ def run_step(step: RemoteStep) -> StepResult:
     return StepResult(step.name, result.returncode == 0, time.monotonic() - start, text[-4000:])
 
 
-def replay(plan: PlanRecording, ensure_guest: Callable[[str], None], parallel: int = 6) -> list[StepResult]:
+def replay(plan: PlanRecording, ensure_guest: Callable[[str], None], parallel: int = 16) -> list[StepResult]:
     """Run every step once; stops scheduling at the first failure and returns the results so far."""
     done: set[str] = set()
     results: list[StepResult] = []
