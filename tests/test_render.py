@@ -321,3 +321,13 @@ def test_five_docker_hosts_are_all_behind_each_service() -> None:
     for backend, suffix in (("http-servers", "a"), ("tcp-servers", "a"), ("http-servers-g", "b"), ("tcp-servers-g", "b")):
         servers = [d.split()[1] for d in cfg[f"backend {backend}"] if d.startswith("server ")]
         assert servers == [f"web{i}{suffix}" for i in range(1, 6)]
+
+
+def test_gluster_servers_give_glusterd_a_longer_start_timeout(dev_plan: ClusterPlan) -> None:
+    """glusterd's start outlasted Debian's 300 s on emulated VMs (e2e): a drop-in raises it, installed before glusterd starts."""
+    path = "/etc/systemd/system/glusterd.service.d/ha-web-cluster.conf"
+    for node in ("gluster1", "gluster2", "gluster3"):
+        step = dev_plan.nodes[node].step("10-bricks")
+        assert path in step.files and "TimeoutStartSec=900" in text(dev_plan, node, path)
+        assert step.script.index("systemctl daemon-reload") < step.script.index("systemctl start glusterd")
+    assert not any(path in n.files for name, n in dev_plan.nodes.items() if not name.startswith("gluster"))

@@ -337,6 +337,10 @@ class Gluster(Strict):
         ],
         description="Volumes: gv0 replica 3 (the Gluster docroot), gv1 distribute.",
     )
+    glusterd_start_timeout_s: int = Field(
+        900, ge=60, le=3600,
+        description="How long systemd lets glusterd start (Debian: 300 s). Every start runs the geo-replication helper (Python) about a dozen times, which took longer than 300 s on small emulated VMs.",
+    )
 
 
 class Docker(Strict):

@@ -50,3 +50,57 @@ def test_docker_archive_is_loadable_shape(tmp_path) -> None:
     assert config["rootfs"]["diff_ids"] == [f"sha256:{hashlib.sha256(stored).hexdigest()}"]
     assert stored == layer.read_bytes()
     assert config["config"]["StopSignal"] == "SIGWINCH" and config["config"]["Cmd"] == ["apache2-foreground"]
+
+
+def test_checks_read_services_and_nodes_from_the_recorded_plan(tmp_path) -> None:
+    """The checks' view of the cluster (services by storage, URLs from the stack outputs, NIC
+    indexes for QMP) agrees with the model, without a guest."""
+    import subprocess
+
+    from webcluster.e2e.checks import Cluster, storage_services
+    from webcluster.e2e.recording import record
+    from webcluster.stackfile import load_stack_file, stack_path
+    from webcluster.topology import ROLE_NAS, Topology
+
+    key = tmp_path / "k"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True, timeout=30)
+    plan = record("e2e", key.read_text(), key.with_suffix(".pub").read_text())
+    c = Cluster(Topology(load_stack_file(stack_path("e2e")).config), plan)
+    assert storage_services(c, "nfs") == ["haproxy-http", "haproxy-tcp"]
+    assert storage_services(c, "gv0") == ["haproxy-http_g", "haproxy-tcp_g"]
+    assert sorted(c.services) == sorted(storage_services(c, "nfs") + storage_services(c, "gv0"))
+    assert all(url.startswith("http://192.168.1.200:") for url in c.services.values())
+    nas = c.nodes(ROLE_NAS)[0]
+    assert [c.nic_index(nas, n.name) for n in c.topology.node(nas).nics] == [0, 1, 2][: len(c.topology.node(nas).nics)]
+    assert set(plan.guests) == {n.name for n in c.topology.nodes} and plan.steps
+
+
+def test_replay_boots_guests_when_their_domain_could_be_created(monkeypatch) -> None:
+    """A guest whose Domain depends on a step boots right after that step, not before and not
+    when its own first step is ready; independent guests boot at once."""
+    from webcluster.e2e import replay as replay_module
+    from webcluster.e2e.recording import Guest
+
+    events: list[str] = []
+
+    def fake_run(step: RemoteStep) -> replay_module.StepResult:
+        events.append(f"run {step.name}")
+        return replay_module.StepResult(step.name, True, 0.0, "")
+
+    monkeypatch.setattr(replay_module, "run_step", fake_run)
+    guests = {
+        "dhcp": Guest("dhcp", 512, 1, (), (), {}, frozenset({"master-30"})),
+        "master": Guest("master", 512, 1, (), (), {}),
+        "nas": Guest("nas", 512, 1, (), (), {}),
+    }
+    after = {"master-30": set(), "nas-00": set(), "nas-10": {"nas-00"}, "nas-20": {"nas-10"}, "dhcp-00": {"master-30", "nas-20"}}
+    steps = {n: RemoteStep(n, n.split("-")[0], "10.0.0.1", 22, "debian", None, None, "true", "", frozenset(a)) for n, a in after.items()}
+
+    def boot(guest: str) -> None:
+        if f"boot {guest}" not in events:
+            events.append(f"boot {guest}")
+
+    results = replay_module.replay(PlanRecording("x", guests, steps), boot, parallel=1)
+    assert all(r.ok for r in results) and len(results) == len(after)
+    assert events[:2] == ["boot master", "boot nas"]
+    assert events.index("run master-30") < events.index("boot dhcp") < events.index("run nas-20") < events.index("run dhcp-00")

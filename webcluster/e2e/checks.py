@@ -90,7 +90,7 @@ def services_answer(c: Cluster, names: list[str] | None = None, within: float = 
 
 
 def storage_services(c: Cluster, storage: str) -> list[str]:
-    return [s.name for s in c.topology.cluster.services if s.storage == storage]
+    return [s.name for s in c.topology.cluster.haproxy.services if s.storage == storage]
 
 
 # --------------------------------------------------------------------------- checks

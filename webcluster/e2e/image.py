@@ -34,7 +34,7 @@ IMAGES = STATE / "images"
 DEBS = STATE / "debs"  # debootstrap's download cache, shared by both rootfs builds
 DISK_MIB = 10 * 1024  # as the program's ROOT_DISK_MIB
 STANDIN_TAR = "/var/lib/hawc-e2e/php-apache.tar"
-BUILD_VERSION = "3"  # bump when the recipe below changes
+BUILD_VERSION = "4"  # bump when the recipe below changes
 
 # What a Debian 12 genericcloud image has that the steps rely on (ifupdown networking, cloud-init, sshd).
 BASE_PACKAGES = (
@@ -98,7 +98,8 @@ def image_key(packages: Iterable[str], container_image: str) -> str:
 
 def ensure_image(plan: ClusterPlan, container_image: str) -> GuestImage:
     """The cached image for this plan, built first if missing."""
-    packages = sorted(set(BASE_PACKAGES) | set(step_packages(plan)))
+    baked = sorted(set(step_packages(plan)) - set(BASE_PACKAGES))
+    packages = sorted(set(BASE_PACKAGES) | set(baked))
     out = IMAGES / image_key(packages, container_image)
     image = GuestImage(out / "root.qcow2", out / "vmlinuz", out / "initrd.img")
     if image.disk.exists() and image.kernel.exists() and image.initrd.exists():
@@ -109,12 +110,12 @@ def ensure_image(plan: ClusterPlan, container_image: str) -> GuestImage:
     work.mkdir(parents=True)
     try:
         log(f"building the guest image ({len(packages)} packages + dependencies) from {MIRROR}")
-        rootfs = _debootstrap(work / "rootfs", packages)
+        rootfs = _debootstrap(work / "rootfs", list(BASE_PACKAGES), baked)
         _write_files(rootfs, FILES)
         (rootfs / "usr/local/sbin/hawc-e2e-load-image").chmod(0o755)
         _configure(rootfs)
         log("building the php:apache stand-in (Debian apache2 + libapache2-mod-php)")
-        standin = _debootstrap(work / "standin", list(STANDIN_PACKAGES))
+        standin = _debootstrap(work / "standin", list(STANDIN_PACKAGES), [])
         _write_files(standin, STANDIN_FILES)
         (standin / "usr/local/bin/apache2-foreground").chmod(0o755)
         run(["chroot", str(standin), "a2enmod", "-q", "php8.2"], timeout=60, check=False)
@@ -168,8 +169,14 @@ def docker_archive(layer: Path, name: str, out: Path) -> None:
         archive.add(layer, arcname=layer_name)
 
 
-def _debootstrap(target: Path, packages: list[str]) -> Path:
-    """A minbase bootstrap, then apt-get (which resolves alternatives and virtual packages) for `packages`."""
+def _debootstrap(target: Path, packages: list[str], dormant: list[str]) -> Path:
+    """A minbase bootstrap, then apt-get (which resolves alternatives and virtual packages) for
+    `packages`, then for `dormant`: installed but with every service they enabled disabled again.
+
+    The steps' packages are baked in only so nothing is downloaded at replay; on a real cloud
+    image they are absent, so their daemons must not run on every guest from the first boot
+    (Docker, glusterd, haproxy... on all ten guests also cost the CPU TCG does not have).
+    The steps enable what their node needs."""
     DEBS.mkdir(parents=True, exist_ok=True)
     run(["debootstrap", f"--cache-dir={DEBS}", "--variant=minbase", SUITE, str(target), MIRROR], timeout=2400)
     policy = target / "usr/sbin/policy-rc.d"
@@ -186,12 +193,23 @@ def _debootstrap(target: Path, packages: list[str]) -> Path:
         env = ["env", "DEBIAN_FRONTEND=noninteractive", "LC_ALL=C"]
         run(["chroot", str(target), *env, "apt-get", "update", "-qq"], timeout=600)
         run(["chroot", str(target), *env, "apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages], timeout=2400)
+        if dormant:
+            enabled = _enablement_links(target)
+            run(["chroot", str(target), *env, "apt-get", "install", "-y", "-qq", "--no-install-recommends", *dormant], timeout=2400)
+            for link in sorted(_enablement_links(target) - enabled):
+                (target / link).unlink()
     finally:
         for where in reversed(mounted):
             run(["umount", "-l", str(where)], timeout=30, check=False)
         policy.unlink(missing_ok=True)
     run(["chroot", str(target), "apt-get", "clean"], timeout=60, check=False)
     return target
+
+
+def _enablement_links(root: Path) -> set[str]:
+    """The symlinks under /etc/systemd/system that `systemctl enable` (and package scripts) create."""
+    base = root / "etc/systemd/system"
+    return {str(p.relative_to(root)) for p in base.rglob("*") if p.is_symlink()} if base.exists() else set()
 
 
 def _write_files(root: Path, files: dict[str, str]) -> None:

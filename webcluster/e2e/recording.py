@@ -51,6 +51,7 @@ class Guest:
     nics: tuple[GuestNic, ...]
     data_disks_mib: tuple[int, ...]
     cloud_init: dict[str, str]
+    boot_after: frozenset[str] = frozenset()  # remote steps the Domain depends on (created = booted after them)
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,8 @@ def record(stack: str, private_key: str, public_key: str) -> PlanRecording:
     rec = h.run_stack(stack, secrets={"sshPrivateKey": private_key}, sshPublicKey=public_key.strip())
     by_urn = rec.resources
     by_id = {r.id: r for r in by_urn.values()}
-    guests = {r.name: _guest(h, r, by_id) for r in by_urn.values() if r.type == DOMAIN}
+    step_names = {u: r.name for u, r in by_urn.items() if r.type == h.STEP_TYPE}
+    guests = {r.name: _guest(h, r, by_id, frozenset(step_names[u] for u in r.dependencies if u in step_names)) for r in by_urn.values() if r.type == DOMAIN}
     domain_urns = {u: r.name for u, r in by_urn.items() if r.type == DOMAIN}
     steps: dict[str, RemoteStep] = {}
     for urn, r in by_urn.items():
@@ -116,7 +118,7 @@ def record(stack: str, private_key: str, public_key: str) -> PlanRecording:
     return PlanRecording(stack, guests, steps, h.unwrap(rec.outputs))
 
 
-def _guest(h: Any, domain: Any, by_id: dict[str, Any]) -> Guest:
+def _guest(h: Any, domain: Any, by_id: dict[str, Any], boot_after: frozenset[str]) -> Guest:
     inputs = h.unwrap(domain.inputs)
     declared = inputs["networkInterfaces"]
     slots = domain_nic_slots((inputs.get("xml") or {}).get("xslt"), domain.name, [n["mac"] for n in declared])
@@ -127,4 +129,4 @@ def _guest(h: Any, domain: Any, by_id: dict[str, Any]) -> Guest:
     data = tuple(int(v.inputs["size"]) // MIB for v in volumes if "baseVolumeId" not in v.inputs)
     seed = h.unwrap(by_id[inputs["cloudinit"]].inputs)
     docs = {"user-data": seed["userData"], "meta-data": seed["metaData"], "network-config": seed["networkConfig"]}
-    return Guest(domain.name, int(inputs["memory"]), int(inputs["vcpu"]), nics, data, docs)
+    return Guest(domain.name, int(inputs["memory"]), int(inputs["vcpu"]), nics, data, docs, boot_after)

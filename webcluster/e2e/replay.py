@@ -3,8 +3,9 @@
 Each step runs as pulumi-command would run it: one SSH session to the connection's host
 running the recorded ``create`` command with the recorded ``stdin``; a step starts once
 every step it depends on has succeeded, and independent steps run at the same time (as
-the engine does). A guest is started when the first of its steps becomes ready, which is
-a creation order the graph allows (no step depends on a VM being created early).
+the engine does). A guest boots as soon as its Domain could be created: at once, or when
+the steps its Domain depends on are done (DHCP clients wait for the master's dnsmasq), as
+the engine would create it.
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ def replay(plan: PlanRecording, ensure_guest: Callable[[str], None], parallel: i
     with ThreadPoolExecutor(max_workers=parallel) as pool:
         while (pending and not failed) or running:
             if not failed:
+                for guest in sorted((g for g in plan.guests.values() if g.boot_after <= done), key=lambda g: g.name):
+                    ensure_guest(guest.name)
                 for name in sorted(n for n in pending if plan.steps[n].after <= done):
                     if len(running) >= parallel:
                         break

@@ -11,6 +11,7 @@ from .plan import Step, StepRef
 RAID_CONF = "/etc/ha-web-cluster/raid.conf"
 VOLUMES_CONF = "/etc/ha-web-cluster/gluster/volumes.conf"
 VOLUME_OPTIONS = "/etc/ha-web-cluster/gluster/volume-options.conf"
+GLUSTERD_DROPIN = "/etc/systemd/system/glusterd.service.d/ha-web-cluster.conf"
 
 
 def add_nas(b: NodeBuilder) -> Step:
@@ -51,7 +52,8 @@ def volume_views(topo: Topology) -> list[VolumeView]:
 
 def add_gluster_server(b: NodeBuilder) -> Step:
     g = b.topo.cluster.gluster
-    return b.step("10-bricks", f"{g.bricks_per_server} XFS bricks and glusterd", "steps/gluster/10-bricks.sh.j2", bricks=g.bricks_per_server)
+    timeout = b.file(GLUSTERD_DROPIN, "gluster/glusterd-timeout.conf.j2", seconds=g.glusterd_start_timeout_s)
+    return b.step("10-bricks", f"{g.bricks_per_server} XFS bricks and glusterd", "steps/gluster/10-bricks.sh.j2", files=[timeout], bricks=g.bricks_per_server)
 
 
 def add_gluster_volumes(b: NodeBuilder, bricks_ready: list[StepRef]) -> Step:
