@@ -63,6 +63,9 @@ FILES: dict[str, str] = {
         f"docker load -q -i {STANDIN_TAR} >/dev/null\n"
     ),
 }
+# Left out of the stand-in's layer: nothing a container serving PHP reads (smaller = faster `docker load`).
+STANDIN_EXCLUDED = ("proc", "sys", "dev", "usr/share/doc", "usr/share/man", "usr/share/info", "usr/share/locale",
+                    "var/cache/apt", "var/lib/apt/lists", "var/cache/debconf")
 STANDIN_FILES: dict[str, str] = {
     "/usr/local/bin/apache2-foreground": (
         "#!/bin/sh\n# As php:apache's entrypoint: Apache in the foreground, logs to the container's output.\nset -e\n"
@@ -92,7 +95,7 @@ def step_packages(plan: ClusterPlan) -> list[str]:
 def image_key(packages: Iterable[str], container_image: str) -> str:
     """Content hash of the recipe: packages, suite, mirror, files, stand-in image name."""
     recipe = {"v": BUILD_VERSION, "suite": SUITE, "mirror": MIRROR, "packages": sorted(packages), "files": FILES,
-              "standin": [STANDIN_PACKAGES, STANDIN_FILES, STANDIN_CONFIG, container_image], "mib": DISK_MIB}
+              "standin": [STANDIN_PACKAGES, STANDIN_FILES, STANDIN_CONFIG, STANDIN_EXCLUDED, container_image], "mib": DISK_MIB}
     return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -121,7 +124,8 @@ def ensure_image(plan: ClusterPlan, container_image: str) -> GuestImage:
         run(["chroot", str(standin), "a2enmod", "-q", "php8.2"], timeout=60, check=False)
         (rootfs / "var/lib/hawc-e2e").mkdir(parents=True, exist_ok=True)
         layer = work / "layer.tar"
-        run(["tar", "-C", str(standin), "--exclude=./proc/*", "--exclude=./sys/*", "--exclude=./dev/*", "-cf", str(layer), "."], timeout=600)
+        excludes = [f"--exclude=./{d}/*" for d in STANDIN_EXCLUDED]
+        run(["tar", "-C", str(standin), *excludes, "-cf", str(layer), "."], timeout=600)
         docker_archive(layer, container_image, rootfs / STANDIN_TAR.lstrip("/"))
         (rootfs / "var/lib/hawc-e2e/php-apache.name").write_text(container_image + "\n")
         tmp = out.with_name(out.name + ".tmp")

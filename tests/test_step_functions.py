@@ -1,0 +1,67 @@
+"""Shell functions of the rendered steps, run by bash with the shell options every step uses.
+
+The tools they call (lsblk, blkid, findmnt, gluster) are replaced by tiny scripts, so the
+functions themselves run as rendered (found by e2e: the
+first version piped the list into `head`, whose early exit fails the pipe under
+`pipefail` with SIGPIPE, status 141, and the bricks step died without a word).
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from webcluster.render import ClusterPlan
+
+FAKES = {
+    "findmnt": 'echo /dev/vda1',
+    "lsblk": 'case "$*" in *PKNAME*) echo /dev/vda;; *-dnpo*) printf "/dev/vda disk\\n/dev/vdb disk\\n/dev/vdc disk\\n/dev/vdd disk\\n";;'
+             ' *) echo "$@" | grep -q vda && printf "/dev/vda\\n/dev/vda1\\n" || echo "${@: -1}";; esac',
+    "blkid": 'exit 2',
+}
+
+
+@pytest.fixture
+def fake_bin(tmp_path: Path) -> Path:
+    for name, body in FAKES.items():
+        tool = tmp_path / name
+        tool.write_text(f"#!/bin/bash\n{body}\n")
+        tool.chmod(0o755)
+    return tmp_path
+
+
+def selection_line(plan: ClusterPlan) -> str:
+    return next(line.strip() for line in plan.nodes["gluster1"].step("10-bricks").script.splitlines() if "disk=$(blank_disks" in line)
+
+
+def test_the_first_blank_disk_is_chosen_under_pipefail(dev_plan: ClusterPlan, fake_bin: Path) -> None:
+    program = f"set -euo pipefail\nPATH={fake_bin}:$PATH\n{shell_function(dev_plan, 'gluster1', '10-bricks', 'blank_disks')}\n{selection_line(dev_plan)}\necho \"chose $disk\"\n"
+    for _ in range(5):
+        out = subprocess.run(["bash", "-c", program], capture_output=True, text=True, timeout=30)
+        assert (out.returncode, out.stdout.strip()) == (0, "chose /dev/vdb"), out.stderr
+
+
+def shell_function(plan: ClusterPlan, node: str, step: str, name: str) -> str:
+    script = plan.nodes[node].step(step).script
+    start = script.index(f"{name}() {{")
+    return script[start : script.index("\n}\n", start) + 3]
+
+
+def test_gluster_changes_wait_out_another_transaction(dev_plan: ClusterPlan, tmp_path: Path) -> None:
+    """glusterd answers "Another transaction is in progress" while a peer still holds the
+    cluster lock (seen in e2e right after `volume start`): retried; other errors are not."""
+    state = tmp_path / "calls"
+    fake = tmp_path / "gluster"
+    fake.write_text(f'#!/bin/bash\necho x >> {state}\nn=$(wc -l < {state})\n'
+                    'if [ "$1" = bad ]; then echo "volume set: failed: invalid key" >&2; exit 1; fi\n'
+                    'if [ "$n" -le 2 ]; then echo "volume set: failed: Another transaction is in progress for gv0." >&2; exit 1; fi\n'
+                    'echo "volume set: success"\n')
+    fake.chmod(0o755)
+    fn = shell_function(dev_plan, "gluster1", "30-volumes", "gluster_change")
+    program = f"set -euo pipefail\nPATH={tmp_path}:$PATH\nsleep() {{ :; }}\n{fn}\ngluster_change volume set gv0 k v && echo changed\n"
+    out = subprocess.run(["bash", "-c", program], capture_output=True, text=True, timeout=30)
+    assert (out.returncode, out.stdout.strip(), len(state.read_text().split())) == (0, "changed", 3), out.stderr
+    state.unlink()
+    out = subprocess.run(["bash", "-c", program.replace("volume set gv0", "bad")], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 1 and "invalid key" in out.stderr and len(state.read_text().split()) == 1
