@@ -37,7 +37,9 @@ class KeepalivedStack:
         c = self.topo.cluster
         vrrp = c.vrrp
         interval_ms = vrrp.check_interval_ms
-        polls = max(1, math.floor((1000 - 2 * interval_ms) / interval_ms))
+        # Probes spaced interval_ms apart, the last one ending well inside keepalived's 1 s
+        # run interval (a script still running at the next run is skipped, not queued).
+        polls = max(1, math.floor((1000 - interval_ms) / interval_ms))
         check = b.file(
             CHECK_HAPROXY,
             "director/check_haproxy.sh.j2",
