@@ -8,6 +8,7 @@ first version piped the list into `head`, whose early exit fails the pipe under
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -65,3 +66,28 @@ def test_gluster_changes_wait_out_another_transaction(dev_plan: ClusterPlan, tmp
     state.unlink()
     out = subprocess.run(["bash", "-c", program.replace("volume set gv0", "bad")], capture_output=True, text=True, timeout=30)
     assert out.returncode == 1 and "invalid key" in out.stderr and len(state.read_text().split()) == 1
+
+
+@pytest.mark.parametrize("interval_ms", [100, 250, 1000])
+def test_haproxy_check_ends_inside_keepalived_run_interval(interval_ms: int, tmp_path: Path) -> None:
+    """keepalived runs the check every second and skips a run while the last is still going:
+    the rendered script, with HAProxy's health port open, must pass and end well within it."""
+    import socket
+    import time
+
+    from webcluster.model import StackConfig
+    from webcluster.render import render_cluster
+
+    config = StackConfig.model_validate({"cluster": {"vrrp": {"checkIntervalMs": interval_ms}}})
+    script = render_cluster(config).nodes["cluster1"].files["/etc/keepalived/check_haproxy.sh"].content
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        port = listener.getsockname()[1]
+        check = tmp_path / "check.sh"
+        check.write_text(re.sub(r"^port=\d+$", f"port={port}", script, flags=re.M))
+        start = time.monotonic()
+        out = subprocess.run(["bash", str(check)], capture_output=True, timeout=10)
+        took = time.monotonic() - start
+    assert out.returncode == 0 and took < 0.95, (interval_ms, took)
+    assert subprocess.run(["bash", str(check)], timeout=10).returncode == 1, "closed port fails"
