@@ -331,3 +331,12 @@ def test_gluster_servers_give_glusterd_a_longer_start_timeout(dev_plan: ClusterP
         assert path in step.files and "TimeoutStartSec=900" in text(dev_plan, node, path)
         assert step.script.index("systemctl daemon-reload") < step.script.index("systemctl start glusterd")
     assert not any(path in n.files for name, n in dev_plan.nodes.items() if not name.startswith("gluster"))
+
+
+def test_bond_switch_forgets_the_slaves_ifupdown_state_before_ifup(dev_plan: ClusterPlan) -> None:
+    """ifenslave 2.13 skips a slave that `ifquery --state` lists (the first-boot NIC): each
+    slave is `ifdown --force`d before `ifup bond0`, or bond0 comes up without it (seen in e2e)."""
+    script = dev_plan.nodes["nas"].step("10-bond").script
+    switch = next(line for line in script.splitlines() if "ifup bond0" in line)
+    for nic in ("enp0s3", "enp0s8"):
+        assert switch.index(f"ifdown --force {nic}") < switch.index("ifup bond0"), nic
