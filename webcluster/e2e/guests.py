@@ -21,6 +21,7 @@ from typing import Optional
 
 from components.hypervisor.iso9660 import build_iso
 
+from ..netns import exec_argv
 from . import network
 from .image import GuestImage
 from .qmp import Qmp, QmpError
@@ -104,7 +105,7 @@ def start(index: int, guest: Guest, image: GuestImage, restore: Optional[str] = 
         argv += ["-loadvm", restore]
     f.qmp.unlink(missing_ok=True)
     log_file = open(f.dir / "qemu.log", "ab")
-    proc = subprocess.Popen(["ip", "netns", "exec", network.NETNS, *argv], stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(exec_argv(network.NETNS, argv), stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
     f.pid.write_text(str(proc.pid))
     deadline = time.monotonic() + 120
     while not f.qmp.exists():

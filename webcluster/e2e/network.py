@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping, Optional
 
+from .. import netns
 from .shell import PREFIX, run
 
 NETNS = f"{PREFIX}-net"
@@ -35,21 +36,16 @@ class HostSide:
     addresses: Mapping[str, Optional[str]]  # network -> "a.b.c.d/prefix"
 
 
-def exists() -> bool:
-    return NETNS in run(["ip", "netns", "list"], timeout=10).stdout.decode().split()
-
-
 def create(host: HostSide) -> None:
     """Namespace and bridges (idempotent: an existing namespace is removed first)."""
     destroy()
-    run(["ip", "netns", "add", NETNS], timeout=10)
-    ns("ip", "link", "set", "lo", "up")
+    netns.add_netns(NETNS)
     for network, address in host.addresses.items():
         br = bridge_name(network)
         ns("ip", "link", "add", br, "type", "bridge", "stp_state", "0", "forward_delay", "0", "mcast_snooping", "0")
         ns("ip", "link", "set", br, "up")
         if address:
-            ns("ip", "addr", "add", address, "dev", br)
+            netns.add_address(NETNS, br, address)
 
 
 def add_tap(tap: str, network: str) -> None:
@@ -62,5 +58,4 @@ def add_tap(tap: str, network: str) -> None:
 
 def destroy() -> None:
     """Remove the namespace and everything in it (bridges, taps); harmless when absent."""
-    if exists():
-        run(["ip", "netns", "del", NETNS], timeout=30)
+    netns.del_netns(NETNS)

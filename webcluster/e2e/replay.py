@@ -52,13 +52,14 @@ def replay(plan: PlanRecording, ensure_guest: Callable[[str], None], parallel: i
     with ThreadPoolExecutor(max_workers=parallel) as pool:
         while (pending and not failed) or running:
             if not failed:
-                for guest in sorted((g for g in plan.guests.values() if g.boot_after <= done), key=lambda g: g.name):
-                    ensure_guest(guest.name)
-                for name in sorted(n for n in pending if plan.steps[n].after <= done):
+                booted = {g.name for g in plan.guests.values() if g.boot_after <= done}
+                for guest in sorted(booted):
+                    ensure_guest(guest)
+                # A step also waits for its VM, and so for what the VM's creation waits for.
+                for name in sorted(n for n in pending if plan.steps[n].after <= done and plan.steps[n].guest in booted):
                     if len(running) >= parallel:
                         break
                     step = plan.steps[name]
-                    ensure_guest(step.guest)
                     log(f"step {name} started")
                     running[pool.submit(run_step, step)] = name
                     pending.discard(name)

@@ -7,10 +7,11 @@ and a failure names the command and its output.
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Optional, Sequence
+
+from ..netns import exec_argv
 
 STATE = Path("/var/lib/hawc-e2e")  # everything the e2e run keeps on the host
 PREFIX = "hwe"  # namespace, bridge and tap names
@@ -30,7 +31,7 @@ def run(
     cmd: Sequence[str], timeout: float = 600, check: bool = True, input: Optional[bytes] = None, netns: Optional[str] = None
 ) -> subprocess.CompletedProcess:
     """Run `cmd` (inside `netns` if given), at most `timeout` seconds; output captured."""
-    argv = ["ip", "netns", "exec", netns, *cmd] if netns else list(cmd)
+    argv = exec_argv(netns, cmd) if netns else list(cmd)
     try:
         result = subprocess.run(argv, input=input, capture_output=True, timeout=timeout)
     except subprocess.TimeoutExpired as exc:
@@ -40,6 +41,3 @@ def run(
         raise CommandFailed(f"exit {result.returncode}: {' '.join(argv)}\n{tail}")
     return result
 
-
-def stderr(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Optional
 
+from ..netns import exec_argv
 from . import network
 from .shell import STATE, run
 
@@ -38,7 +39,7 @@ class Target:
     proxy: Optional[dict[str, Any]] = None  # pulumi-command's connection.proxy, unwrapped
 
     def argv(self, command: str) -> list[str]:
-        args = ["ip", "netns", "exec", network.NETNS, "ssh", "-i", str(KEY), *OPTIONS, "-p", str(self.port)]
+        args = exec_argv(network.NETNS, ["ssh", "-i", str(KEY), *OPTIONS, "-p", str(self.port)])
         if self.proxy:
             p = self.proxy
             args += ["-J", f"{p.get('user', self.user)}@{p['host']}:{int(p.get('port') or 22)}"]
