@@ -104,3 +104,24 @@ def test_replay_boots_guests_when_their_domain_could_be_created(monkeypatch) -> 
     assert all(r.ok for r in results) and len(results) == len(after)
     assert events[:2] == ["boot master", "boot nas"]
     assert events.index("run master-30") < events.index("boot dhcp") < events.index("run nas-20") < events.index("run dhcp-00")
+
+
+def test_docker_host_check_waits_longer_than_haproxy_may_take_to_retry() -> None:
+    """The load's client timeout outlasts what the rendered haproxy.cfg lets a request take when
+    its server vanished (a hung try, then a connect timeout per retry), or the check would blame
+    HAProxy for the client giving up."""
+    import re
+
+    from webcluster.e2e.checks import request_timeout
+    from webcluster.render import render_cluster
+    from webcluster.stackfile import load_stack_file, stack_path
+    from webcluster.topology import Topology
+
+    for stack in ("e2e", "e2e-ci"):
+        config = load_stack_file(stack_path(stack)).config
+        cfg = next(n.files["/etc/haproxy/haproxy.cfg"].content for n in render_cluster(config).nodes.values() if "/etc/haproxy/haproxy.cfg" in n.files)
+        ms = {k: int(v) for k, v in re.findall(r"^\s*timeout (connect|server)\s+(\d+)$", cfg, re.MULTILINE)}
+        retries = int(re.search(r"^\s*retries\s+(\d+)$", cfg, re.MULTILINE).group(1))
+        worst = (ms["server"] + (retries + 1) * ms["connect"]) / 1000
+        c = type("C", (), {"topology": Topology(config)})()
+        assert request_timeout(c) > worst, stack
