@@ -91,3 +91,24 @@ def test_haproxy_check_ends_inside_keepalived_run_interval(interval_ms: int, tmp
         took = time.monotonic() - start
     assert out.returncode == 0 and took < 0.95, (interval_ms, took)
     assert subprocess.run(["bash", str(check)], timeout=10).returncode == 1, "closed port fails"
+
+
+def test_bond_step_returns_only_once_bond0_holds_the_address(dev_plan: ClusterPlan, tmp_path: Path) -> None:
+    """The switch to bond0 runs in its own unit, and the step waits for it: a step that returned
+    at once let the next step's SSH session start on the old NIC and die mid-way (seen in e2e).
+    The fake `systemd-run` switches in the background unless asked to `--wait`."""
+    script = dev_plan.nodes["nas"].step("10-bond").script
+    switch = script[script.index("systemd-run") : script.index("\nfi\n", script.index("systemd-run")) + 4]
+    switched = tmp_path / "switched"
+    for name, body in {
+        "systemd-run": f'if [[ " $* " == *" --wait "* ]]; then sleep 1; touch {switched}; exit "${{FAIL:-0}}"; fi\n(sleep 1; touch {switched}) &',
+        "ip": f'[ -e {switched} ] && [ -z "${{FAIL:-}}" ] && echo "inet 10.0.100.100/24 brd 10.0.100.255 scope global bond0"; true',
+    }.items():
+        (tmp_path / name).write_text(f"#!/bin/bash\n{body}\n")
+        (tmp_path / name).chmod(0o755)
+    program = f"set -euo pipefail\nPATH={tmp_path}:$PATH\n{switch}echo returned\n"
+    out = subprocess.run(["bash", "-c", program], capture_output=True, text=True, timeout=30)
+    assert (out.returncode, out.stdout.strip()) == (0, "returned") and switched.exists(), out.stderr
+    switched.unlink()
+    failed = subprocess.run(["bash", "-c", program], capture_output=True, text=True, timeout=30, env={"FAIL": "1", "PATH": "/usr/bin:/bin"})
+    assert failed.returncode != 0 and "returned" not in failed.stdout

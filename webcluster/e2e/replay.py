@@ -39,6 +39,8 @@ def run_step(step: RemoteStep) -> StepResult:
     start = time.monotonic()
     result = ssh(target_of(step), step.command, stdin=step.stdin, timeout=STEP_TIMEOUT_S, dial_for=DIAL_S)
     text = (result.stdout + result.stderr).decode(errors="replace")
+    if result.returncode:
+        text += f"\n[exit {result.returncode}{', ssh lost the session' if result.returncode == 255 else ''}]"
     return StepResult(step.name, result.returncode == 0, time.monotonic() - start, text[-4000:])
 
 

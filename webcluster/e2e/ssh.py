@@ -18,8 +18,9 @@ from . import network
 from .shell import STATE, run
 
 KEY = STATE / "ssh" / "id_ed25519"
+# A session outlives 2 min of silence: the NAS bond switch takes its network away for ~45 s under TCG.
 OPTIONS = ("-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "BatchMode=yes",
-           "-o", "ConnectTimeout=10", "-o", "ServerAliveInterval=10", "-o", "ServerAliveCountMax=3")
+           "-o", "ConnectTimeout=10", "-o", "ServerAliveInterval=10", "-o", "ServerAliveCountMax=12")
 DIAL_ERROR = re.compile(r"Connection (refused|timed out|closed|reset)|No route to host|Network is unreachable|kex_exchange_identification|banner exchange")
 
 

@@ -14,6 +14,10 @@ VOLUME_OPTIONS = "/etc/ha-web-cluster/gluster/volume-options.conf"
 GLUSTERD_DROPIN = "/etc/systemd/system/glusterd.service.d/ha-web-cluster.conf"
 
 
+# Upper bound of the move from the first-boot NIC to bond0 (45 s seen under software emulation).
+BOND_SWITCH_TIMEOUT_S = 300
+
+
 def add_nas(b: NodeBuilder) -> Step:
     """Returns the step after which the NFS export is served."""
     c = b.topo.cluster
@@ -27,7 +31,8 @@ def add_nas(b: NodeBuilder) -> Step:
         gateway=c.vips.internal,
         domain=c.domain,
     )
-    b.step("10-bond", f"bond0 ({nas.bond.mode.value})", "steps/nas/10-bond.sh.j2", files=[bond_file], mode=nas.bond.mode.value, slaves=nas.bond.interfaces, address=nas.address)
+    b.step("10-bond", f"bond0 ({nas.bond.mode.value})", "steps/nas/10-bond.sh.j2", files=[bond_file], mode=nas.bond.mode.value,
+           slaves=nas.bond.interfaces, address=nas.address, switch_timeout_s=BOND_SWITCH_TIMEOUT_S)
     raid_conf = b.file(RAID_CONF, "nas/raid.conf.j2", raid=nas.raid, docroot_subdir=c.docker.docroot_subdir)
     b.step("20-raid", f"RAID{nas.raid.level} over {nas.raid.disks} disks on {nas.raid.mountpoint}", "steps/nas/20-raid.sh.j2", files=[raid_conf], fs=nas.raid.filesystem)
     exports = b.file("/etc/exports", "nas/exports.j2", export_path=nas.raid.mountpoint, network=c.networks.internal.cidr, options=nas.export_options)
