@@ -125,3 +125,26 @@ def test_docker_host_check_waits_longer_than_haproxy_may_take_to_retry() -> None
         worst = (ms["server"] + (retries + 1) * ms["connect"]) / 1000
         c = type("C", (), {"topology": Topology(config)})()
         assert request_timeout(c) > worst, stack
+
+
+def test_snapshot_key_is_the_same_in_every_process(tmp_path) -> None:
+    """The same plan and image give the same snapshot key whatever Python's string-hash seed
+    (a repr of the steps' frozensets changed with it, so saved snapshots were never restored)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    key = tmp_path / "k"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True, timeout=30)
+    program = (
+        "import sys; from pathlib import Path\n"
+        "from webcluster.e2e.recording import record\nfrom webcluster.e2e.run import snapshot_key\n"
+        "from webcluster.e2e.image import GuestImage\n"
+        f"plan = record('e2e-ci', Path('{key}').read_text(), Path('{key}.pub').read_text())\n"
+        "print(snapshot_key(GuestImage(Path('/i/root.qcow2'), Path('/i/k'), Path('/i/r')), plan))\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    keys = {subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=120, cwd=root,
+                           env={"PYTHONHASHSEED": str(seed), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(root)}, check=True).stdout.strip()
+            for seed in (1, 2)}
+    assert len(keys) == 1 and len(next(iter(keys))) == 64

@@ -8,10 +8,11 @@ booting and replaying again. ``down`` removes guests, namespace and state of thi
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from threading import Lock
 
 from webcluster.stackfile import load_stack_file, stack_path
@@ -58,13 +59,19 @@ class Report:
 
 
 def snapshot_key(image: GuestImage, plan: PlanRecording) -> str:
-    """Changes when the image or anything the program declares for the guests or their steps does."""
-    h = hashlib.sha256(str(image.disk).encode())
-    for g in sorted(plan.guests):
-        h.update(repr(plan.guests[g]).encode())
-    for s in plan.ordered():
-        h.update(repr(s).encode())
-    return h.hexdigest()
+    """Changes when the image or anything the program declares for the guests or their steps does.
+
+    Canonical JSON, not repr: a frozenset's repr follows the per-process string hash, so the
+    same plan gave a new key in every run and the snapshots were never restored."""
+    record = {"image": str(image.disk), "guests": {g: asdict(plan.guests[g]) for g in sorted(plan.guests)},
+              "steps": [asdict(s) for s in plan.ordered()]}
+    return hashlib.sha256(json.dumps(record, sort_keys=True, default=_sorted_set).encode()).hexdigest()
+
+
+def _sorted_set(value: object) -> list:
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)
+    raise TypeError(f"not JSON: {type(value).__name__}")
 
 
 def host_side(topology: Topology, plan: PlanRecording) -> network.HostSide:
