@@ -12,6 +12,7 @@ PACKAGES=(
 	glusterfs-server glusterfs-client
 	corosync corosync-qdevice corosync-qnetd pacemaker pacemaker-cli-utils crmsh resource-agents openssl
 	shellcheck xsltproc
+	qemu-system-x86 qemu-utils debootstrap openssh-client e2fsprogs
 )
 
 if [ "$(id -u)" != 0 ]; then

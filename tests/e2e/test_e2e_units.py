@@ -148,3 +148,17 @@ def test_snapshot_key_is_the_same_in_every_process(tmp_path) -> None:
                            env={"PYTHONHASHSEED": str(seed), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(root)}, check=True).stdout.strip()
             for seed in (1, 2)}
     assert len(keys) == 1 and len(next(iter(keys))) == 64
+
+
+def test_timeline_puts_each_step_on_its_guest_row(tmp_path) -> None:
+    """Steps go to the guest whose name prefixes them (the longest, so cluster1 is not cluster12),
+    and the plot is a PNG."""
+    from webcluster.e2e.replay import StepResult
+    from webcluster.e2e.timeline import guest_of, plot
+
+    guests = ["cluster1", "cluster12", "nas"]
+    assert [guest_of(n, guests) for n in ("cluster12-00-base", "cluster1-90-smoke", "nas-20-raid")] == ["cluster12", "cluster1", "nas"]
+    steps = [StepResult("nas-00-base", True, 5.0, "", 110.0), StepResult("nas-20-raid", False, 9.0, "", 116.0)]
+    out = tmp_path / "t.png"
+    plot(steps, {"nas": 100.0, "cluster1": 101.0}, 100.0, out)
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Callable
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .run import e2e_run
+    from .run import e2e_run, write_results
 
     report = e2e_run(args.stack, args.keep)
     print(report.table())
+    for path in write_results(report, args.out):
+        print(f"wrote {path}")
     return 0 if report.ok else 1
 
 
@@ -27,6 +30,7 @@ def add_e2e_parser(sub: argparse._SubParsersAction, add_stack_args: Callable[[ar
     r = e2e.add_parser("run", help="build/cache the image, boot and provision (or restore), run the tests, print the table")
     r.add_argument("--stack", default="e2e", help="stack name (Pulumi.<stack>.yaml; default: e2e)")
     r.add_argument("--keep", action="store_true", help="leave the guests and namespace up afterwards")
+    r.add_argument("--out", type=Path, default=Path("e2e-results"), help="where report.txt and timeline.png go (default: e2e-results)")
     r.set_defaults(func=cmd_run)
     d = e2e.add_parser("down", help="stop the guests, remove the namespace")
     d.add_argument("--purge", action="store_true", help="also remove snapshots, images and the package cache")

@@ -29,6 +29,7 @@ class StepResult:
     ok: bool
     seconds: float
     output: str  # tail of stdout + stderr
+    started: float = 0.0  # time.monotonic() when it started (for the timeline plot)
 
 
 def target_of(step: RemoteStep) -> Target:
@@ -41,7 +42,7 @@ def run_step(step: RemoteStep) -> StepResult:
     text = (result.stdout + result.stderr).decode(errors="replace")
     if result.returncode:
         text += f"\n[exit {result.returncode}{', ssh lost the session' if result.returncode == 255 else ''}]"
-    return StepResult(step.name, result.returncode == 0, time.monotonic() - start, text[-4000:])
+    return StepResult(step.name, result.returncode == 0, time.monotonic() - start, text[-4000:], start)
 
 
 def replay(plan: PlanRecording, ensure_guest: Callable[[str], None], parallel: int = 16) -> list[StepResult]:

@@ -13,12 +13,13 @@ import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from threading import Lock
 
 from webcluster.stackfile import load_stack_file, stack_path
 from webcluster.topology import Topology
 
-from . import guests, network
+from . import guests, network, timeline
 from .checks import CheckResult, Cluster, run_checks
 from .image import GuestImage, ensure_image
 from .recording import PlanRecording, record
@@ -36,6 +37,8 @@ class Report:
     steps: list[StepResult] = field(default_factory=list)
     checks: list[CheckResult] = field(default_factory=list)
     error: str = ""
+    boots: dict[str, float] = field(default_factory=dict)  # guest -> time.monotonic() it was started
+    provision_start: float = 0.0
 
     def timed(self, name: str, start: float) -> None:
         self.phases.append((name, time.monotonic() - start))
@@ -47,6 +50,9 @@ class Report:
 
     def table(self) -> str:
         rows = [f"{'phase':<34} {'time':>8}"] + [f"{n:<34} {s:>7.1f}s" for n, s in self.phases]
+        if self.steps:
+            rows += ["", f"{'slowest steps':<34} {'time':>8}"]
+            rows += [f"{s.name:<34} {s.seconds:>7.1f}s" for s in sorted(self.steps, key=lambda s: -s.seconds)[:5]]
         rows += ["", f"{'check':<34} {'result':<6} {'time':>7}  detail"]
         rows += [f"{c.name:<34} {'PASS' if c.ok else 'FAIL':<6} {c.seconds:>6.1f}s  {c.detail[:160]}" for c in self.checks]
         failed = [s for s in self.steps if not s.ok]
@@ -88,7 +94,7 @@ class GuestStarter:
     def __init__(self, plan: PlanRecording, image: GuestImage, restore: str | None):
         self.order = sorted(plan.guests)
         self.plan, self.image, self.restore = plan, image, restore
-        self.started: set[str] = set()
+        self.started: dict[str, float] = {}
         self.lock = Lock()
 
     def __call__(self, name: str) -> None:
@@ -98,13 +104,14 @@ class GuestStarter:
             if not self.restore:
                 guests.prepare(self.plan.guests[name], self.image)
             guests.start(self.order.index(name), self.plan.guests[name], self.image, self.restore)
-            self.started.add(name)
+            self.started[name] = time.monotonic()
             log(f"guest {name} started{' from snapshot' if self.restore else ''}")
 
 
 def provision(plan: PlanRecording, image: GuestImage, key: str, report: Report) -> None:
-    start = time.monotonic()
+    start = report.provision_start = time.monotonic()
     starter = GuestStarter(plan, image, None)
+    report.boots = starter.started
     report.steps = replay(plan, starter)
     report.timed(f"boot + provisioning ({len(plan.steps)} steps)", start)
     if not all(s.ok for s in report.steps):
@@ -156,6 +163,17 @@ def e2e_run(stack: str, keep: bool) -> Report:
         if not keep:
             e2e_down(purge=False)
     return report
+
+
+def write_results(report: Report, out: Path) -> list[Path]:
+    """The table as text and, after a provisioning, the timeline PNG."""
+    out.mkdir(parents=True, exist_ok=True)
+    written = [out / "report.txt"]
+    written[0].write_text(report.table() + "\n")
+    if report.steps:
+        written.append(out / "timeline.png")
+        timeline.plot(report.steps, report.boots, report.provision_start, written[-1])
+    return written
 
 
 def e2e_down(purge: bool) -> None:
