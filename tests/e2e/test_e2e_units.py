@@ -162,3 +162,31 @@ def test_timeline_puts_each_step_on_its_guest_row(tmp_path) -> None:
     out = tmp_path / "t.png"
     plot(steps, {"nas": 100.0, "cluster1": 101.0}, 100.0, out)
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_sigterm_still_runs_the_cleanup(tmp_path) -> None:
+    """A run stopped with SIGTERM (CI timeout, kill PID) leaves through its `finally`, which
+    is where the e2e run stops its guests and removes its namespace."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    marker, ready = tmp_path / "cleaned", tmp_path / "ready"
+    program = (
+        "import time; from pathlib import Path\nfrom webcluster.e2e.shell import exit_on_sigterm\nexit_on_sigterm()\n"
+        f"try:\n    Path('{ready}').touch()\n    time.sleep(60)\nfinally:\n    Path('{marker}').touch()\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen([sys.executable, "-c", program], cwd=root)
+    try:
+        for _ in range(200):
+            if ready.exists():
+                break
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 128 + signal.SIGTERM
+    finally:
+        proc.kill()
+    assert marker.exists()

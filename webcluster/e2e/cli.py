@@ -9,7 +9,9 @@ from typing import Callable
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .run import e2e_run, write_results
+    from .shell import exit_on_sigterm
 
+    exit_on_sigterm()
     report = e2e_run(args.stack, args.keep)
     print(report.table())
     for path in write_results(report, args.out):

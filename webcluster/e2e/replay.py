@@ -52,7 +52,8 @@ def replay(plan: PlanRecording, ensure_guest: Callable[[str], None], parallel: i
     running: dict[Future, str] = {}
     failed = False
     pending = set(plan.steps)
-    with ThreadPoolExecutor(max_workers=parallel) as pool:
+    pool = ThreadPoolExecutor(max_workers=parallel)
+    try:
         while (pending and not failed) or running:
             if not failed:
                 booted = {g.name for g in plan.guests.values() if g.boot_after <= done}
@@ -81,4 +82,10 @@ def replay(plan: PlanRecording, ensure_guest: Callable[[str], None], parallel: i
                 else:
                     failed = True
                     log(f"output of {r.name}:\n{r.output}")
+    except BaseException:
+        # Interrupted (SIGTERM, Ctrl-C): do not wait out the running sessions; the caller's
+        # cleanup stops the guests, which ends them.
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
     return results

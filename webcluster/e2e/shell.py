@@ -6,7 +6,9 @@ and a failure names the command and its output.
 
 from __future__ import annotations
 
+import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Optional, Sequence
@@ -41,3 +43,9 @@ def run(
         raise CommandFailed(f"exit {result.returncode}: {' '.join(argv)}\n{tail}")
     return result
 
+
+
+def exit_on_sigterm() -> None:
+    """Turn SIGTERM (a CI job's timeout, `kill PID`) into SystemExit, so the run's `finally`
+    still stops the guests and removes the namespace."""
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
