@@ -18,6 +18,7 @@ from webcluster.topology import ROLE_BACKEND, ROLE_GLUSTER, ROLE_NAS, Topology
 
 from . import guests, network
 from .recording import PlanRecording
+from ..loss import loss_budget
 from ..waiting import wait_until
 from .shell import run
 from .ssh import Target, root
@@ -197,9 +198,8 @@ def request_timeout(c: Cluster) -> float:
 
 
 def check_docker_host_down(c: Cluster) -> str:
-    """One client, one request at a time over every service. HTTP mode replays a request the
-    dead host swallowed (0 may fail); TCP mode cannot, so at most the one request in flight
-    on a TCP service may fail (as the lab's `loss_budget`)."""
+    """One client, one request at a time over every service: `loss_budget` with one request in
+    flight (none may fail in HTTP mode, the one in flight in TCP mode)."""
     host = c.nodes(ROLE_BACKEND)[-1]
     names = {ct.name for b in c.topology.cluster.backends if b.name == host for ct in b.containers}
     modes = {s.name: s.mode.value for s in c.topology.cluster.haproxy.services}
@@ -228,7 +228,7 @@ def check_docker_host_down(c: Cluster) -> str:
         stop.set()
         worker.join(timeout + 30)
     lost = failures["http"] + failures["tcp"]
-    must(not failures["http"] and len(failures["tcp"]) <= 1, f"{len(lost)} of {count[0]} requests failed: {lost[:3]}")
+    must(all(len(f) <= loss_budget(mode, 1) for mode, f in failures.items()), f"{len(lost)} of {count[0]} requests failed: {lost[:3]}")
     return f"{host} off -> {len(names)} servers DOWN, {count[0]} requests, {len(failures['tcp'])} lost in flight (TCP mode), none in HTTP mode"
 
 

@@ -163,10 +163,8 @@ STANDIN_CONFIG = {
 def docker_archive(layer: Path, name: str, out: Path) -> None:
     """A one-layer image in `docker save` format, so `docker load` gives it php:apache's config
     (`docker import --change` cannot set STOPSIGNAL)."""
-    digest = hashlib.sha256()
     with open(layer, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
+        digest = hashlib.file_digest(f, "sha256")
     diff_id = f"sha256:{digest.hexdigest()}"
     config = json.dumps({"architecture": "amd64", "os": "linux", "config": STANDIN_CONFIG,
                          "rootfs": {"type": "layers", "diff_ids": [diff_id]}}, sort_keys=True).encode()

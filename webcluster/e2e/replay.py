@@ -26,6 +26,7 @@ STEP_TIMEOUT_S = 1800
 @dataclass(frozen=True)
 class StepResult:
     name: str
+    guest: str
     ok: bool
     seconds: float
     output: str  # tail of stdout + stderr
@@ -42,7 +43,7 @@ def run_step(step: RemoteStep) -> StepResult:
     text = (result.stdout + result.stderr).decode(errors="replace")
     if result.returncode:
         text += f"\n[exit {result.returncode}{', ssh lost the session' if result.returncode == 255 else ''}]"
-    return StepResult(step.name, result.returncode == 0, time.monotonic() - start, text[-4000:], start)
+    return StepResult(step.name, step.guest, result.returncode == 0, time.monotonic() - start, text[-4000:], start)
 
 
 def replay(plan: PlanRecording, ensure_guest: Callable[[str], None], parallel: int = 16) -> list[StepResult]:

@@ -44,7 +44,6 @@ def run(
     return result
 
 
-
 def exit_on_sigterm() -> None:
     """Turn SIGTERM (a CI job's timeout, `kill PID`) into SystemExit, so the run's `finally`
     still stops the guests and removes the namespace."""

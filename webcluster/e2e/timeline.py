@@ -16,22 +16,16 @@ import matplotlib.pyplot as plt  # noqa: E402
 from .replay import StepResult  # noqa: E402
 
 
-def guest_of(step: str, guests: list[str]) -> str:
-    """Steps are named `<guest>-<NN>-<what>`; the longest guest name that prefixes it wins."""
-    return max((g for g in guests if step.startswith(g + "-")), key=len, default="?")
-
-
 def plot(steps: list[StepResult], boots: dict[str, float], t0: float, path: Path) -> None:
     """Bars: steps (green ok, red failed), labelled with their number; ticks: guest started."""
     guests = sorted(boots, key=lambda g: (boots[g], g))
-    guests += sorted({guest_of(s.name, guests) for s in steps} - set(guests))
+    guests += sorted({s.guest for s in steps} - set(guests))
     row = {g: i for i, g in enumerate(guests)}
     fig, ax = plt.subplots(figsize=(12, 0.5 * len(guests) + 1.5))
     for s in steps:
-        g = guest_of(s.name, guests)
-        ax.barh(row[g], s.seconds, left=s.started - t0, color="tab:green" if s.ok else "tab:red", edgecolor="white", height=0.6)
-        number = s.name[len(g) + 1:].split("-")[0]
-        ax.text(s.started - t0 + s.seconds / 2, row[g], number, ha="center", va="center", fontsize=7, color="white")
+        ax.barh(row[s.guest], s.seconds, left=s.started - t0, color="tab:green" if s.ok else "tab:red", edgecolor="white", height=0.6)
+        number = s.name.removeprefix(f"{s.guest}-").split("-")[0]
+        ax.text(s.started - t0 + s.seconds / 2, row[s.guest], number, ha="center", va="center", fontsize=7, color="white")
     for g, t in boots.items():
         ax.plot([t - t0], [row[g]], marker="|", markersize=14, color="black")
     ax.set_yticks(range(len(guests)), guests)

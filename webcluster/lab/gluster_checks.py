@@ -8,7 +8,8 @@ import time
 from . import probe
 from ..waiting import wait_until
 from .context import LabContext
-from .scenarios import loss_budget
+from ..loss import loss_budget
+from .scenarios import LOAD_CONCURRENCY
 from .state import sandbox
 
 PROBE_FILE = "hawc-heal-probe.txt"
@@ -51,7 +52,7 @@ def gluster_server_cut(lab: LabContext) -> list[str]:
         notes.append(f"{victim} cut: {services[0].name} served again after {stall:.1f} s")
         for svc in services:
             result = lab.load(lab.url(svc.port, "/index.php"), 500)
-            assert result["failed"] <= loss_budget(svc.mode.value), f"{svc.name} with {victim} down: {result['failed']} failed {result['failures']}"
+            assert result["failed"] <= loss_budget(svc.mode.value, LOAD_CONCURRENCY), f"{svc.name} with {victim} down: {result['failed']} failed {result['failures']}"
         notes.append(f"{', '.join(s.name for s in services)}: 500 requests each with {victim} down, within the loss budget (0 in HTTP mode)")
         stamp = f"written while {victim} was down at {cut_at:.0f}"
         sandbox(writer).run(["sh", "-c", f"echo '{stamp}' > {probe_path}"], timeout=60)

@@ -13,6 +13,7 @@ import time
 from typing import Callable
 
 from . import pacemaker, probe
+from ..loss import loss_budget
 from ..waiting import wait_until
 from .context import LabContext
 
@@ -136,12 +137,6 @@ def _wait_states(lab: LabContext, servers: list[str], state: str, timeout: float
 LOAD_CONCURRENCY = 10
 
 
-def loss_budget(mode: str) -> int:
-    """Requests a failure may cost: none in HTTP mode (layer-7 retries replay them); in TCP mode
-    at most those already forwarded to the failing server (a layer-4 proxy cannot replay them)."""
-    return 0 if mode == "http" else LOAD_CONCURRENCY
-
-
 def _nfs_services(lab: LabContext):
     return lab.services_by("http", "nfs") + lab.services_by("tcp", "nfs")
 
@@ -157,7 +152,7 @@ def containers_stopped(lab: LabContext) -> list[str]:
                 chosen = victims[:count]
                 result = _under_load(lab, svc.port, lambda: [lab.kill(h, f"container:{c}", sig=signal.SIGWINCH) for h, c in chosen])
                 took = _wait_states(lab, [c for _, c in chosen], "DOWN")
-                assert result["failed"] <= loss_budget(svc.mode.value), f"{svc.name}: {result['failed']} requests failed: {result['failures']}"
+                assert result["failed"] <= loss_budget(svc.mode.value, LOAD_CONCURRENCY), f"{svc.name}: {result['failed']} requests failed: {result['failures']}"
                 notes.append(f"{svc.name}, {count} stopped: DOWN {took:.1f} s after the load ended, {result['ok']}/{result['requests']} OK ({result['failed']} lost)")
                 for h, c in chosen:
                     lab.restart(h, f"container:{c}")
@@ -190,7 +185,7 @@ def docker_host_cut(lab: LabContext) -> list[str]:
         for svc in _nfs_services(lab):
             result = _under_load(lab, svc.port, lambda: lab.cut(host))
             took = _wait_states(lab, mine, "DOWN")
-            assert result["failed"] <= loss_budget(svc.mode.value), f"{svc.name}: {result['failed']} requests failed: {result['failures']}"
+            assert result["failed"] <= loss_budget(svc.mode.value, LOAD_CONCURRENCY), f"{svc.name}: {result['failed']} requests failed: {result['failures']}"
             notes.append(f"{svc.name}: {host} cut, its {len(mine)} containers DOWN within {took:.1f} s more, {result['ok']}/{result['requests']} OK ({result['failed']} in flight lost), longest gap {result['longest_gap_s']:.2f} s")
             lab.restore(host)
             _wait_states(lab, mine, "UP", timeout=15)
