@@ -5,15 +5,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES=(
-	iproute2 curl util-linux psmisc xfsprogs nftables isc-dhcp-client
-	haproxy keepalived dnsmasq-base
-	apache2 libapache2-mod-php php-cli apache2-utils
-	glusterfs-server glusterfs-client
-	corosync corosync-qdevice corosync-qnetd pacemaker pacemaker-cli-utils crmsh resource-agents openssl
-	shellcheck xsltproc
-	qemu-system-x86 qemu-utils debootstrap openssh-client e2fsprogs
-)
+# The packages: webcluster/hostdeps.py, the one list of every program the project runs on
+# the host (stdlib-only, so it runs before the requirements are installed).
+PYTHON=${PYTHON:-python3}
+mapfile -t PACKAGES < <("$PYTHON" -m webcluster.hostdeps packages)
+
+if [ "${1:-}" = --check ]; then
+	# Every listed program present, else the package to install (exit 2).
+	exec "$PYTHON" -m webcluster.hostdeps check
+fi
 
 if [ "$(id -u)" != 0 ]; then
 	echo "run as root (network namespaces, loop devices and mounts need it)" >&2
@@ -39,6 +39,5 @@ if [ "${#missing[@]}" -gt 0 ]; then
 	[ "$created_policy" = 1 ] && rm -f /usr/sbin/policy-rc.d
 fi
 
-PYTHON=${PYTHON:-python3}
 echo "== pip install -r requirements.txt"
 "$PYTHON" -m pip install -q --disable-pip-version-check -r requirements.txt

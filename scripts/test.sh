@@ -7,6 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
+bash scripts/bootstrap.sh --check
 PYTHON=${PYTHON:-python3}
 "$PYTHON" -m webcluster docs --check
 "$PYTHON" -m pytest -q -p no:cacheprovider tests "$@"
