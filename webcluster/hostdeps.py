@@ -32,6 +32,7 @@ PACKAGES: dict[str, tuple[str, ...]] = {
     "xfsprogs": ("mkfs.xfs",),
     "e2fsprogs": ("mkfs.ext4",),
     "nftables": ("nft",),
+    "nmap": ("nmap",),  # the lab's port scan from the client namespace
     "isc-dhcp-client": ("dhclient",),
     "openssl": ("openssl",),
     # the daemons the lab runs and whose validators `check` calls

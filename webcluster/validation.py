@@ -286,6 +286,13 @@ def _check_services(config: StackConfig) -> Iterator[Problem]:
         for _, k in members:
             if k.docroot != s.storage:
                 yield Problem(f"{base}.containers", f"container {k.name} serves {k.docroot!r}, not the service's storage {s.storage!r}")
+    for j, entry in enumerate(c.admin_networks):
+        if entry in ("host", "external", "internal", "heartbeat"):
+            continue
+        try:
+            ipaddress.IPv4Network(entry, strict=False)
+        except ValueError:
+            yield Problem(f"cluster.adminNetworks[{j}]", f"{entry!r} is neither `host`, a network name (external, internal, heartbeat) nor an IPv4 address or CIDR")
     for j, net in enumerate(c.haproxy.stats.admin_networks):
         if net not in ("external", "internal", "heartbeat"):
             yield Problem(f"cluster.haproxy.stats.adminNetworks[{j}]", f"unknown network {net!r}")

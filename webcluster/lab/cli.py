@@ -30,7 +30,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     for svc in cluster.haproxy.services:
         print(f"  {svc.name:<15} http://{vip}:{svc.port}/   ({svc.mode.value}, {svc.storage})")
     st = cluster.haproxy.stats
-    print(f"  stats           http://{vip}:{st.port}{st.uri}  (user {st.user}, password in {state.secrets_file})")
+    print(f"  stats           http://{vip}:{st.port}{st.uri}  (user {st.user}, password in {state.secrets_file};")
+    print(f"                  only from adminNetworks: ip netns exec {status.netns_name(status.HYPERVISOR)} curl ..., the hypervisor host's namespace)")
     print("VIPs: " + ", ".join(f"{k} -> {v}" for k, v in vips.items()))
     print("inspect: python3 -m webcluster lab status    tear down: python3 -m webcluster lab down")
     return 0

@@ -6,7 +6,7 @@ import ipaddress
 
 from .. import netns
 from ..topology import Node, Topology
-from .state import BRIDGES, CLIENT, LabState, netns_name, outside_link, sandbox
+from .state import BRIDGES, CLIENT, HYPERVISOR, LabState, netns_name, outside_link, sandbox
 
 
 def create_bridges() -> None:
@@ -63,6 +63,25 @@ def create_client(state: LabState, topo: Topology) -> None:
     netns.add_address(ns, "eth0", f"{addr}/{topo.cluster.networks.external.cidr.prefixlen}")
     state.client_address = str(addr)
     state.links[CLIENT] = ["hwl-client"]
+
+
+def create_host(state: LabState, topo: Topology) -> None:
+    """A namespace with the hypervisor host's addresses, as the e2e network plays it: the external
+    gateway and libvirt's host address on the internal network. The firewalls let it (and not the
+    client) reach the stats page; it does not forward."""
+    ns = netns_name(HYPERVISOR)
+    netns.add_netns(ns)
+    links = []
+    gateway = topo.cluster.networks.external.gateway
+    wanted = [("external", "eth0", gateway), ("internal", "eth1", topo.libvirt_host_address)]
+    for network, nic, address in wanted:
+        if address is None:
+            continue
+        outside = f"hwl-hv{nic[-1]}"
+        netns.veth_into(ns, nic, outside, bridge=BRIDGES[network])
+        netns.add_address(ns, nic, f"{address}/{topo.network_of(network).prefixlen}")
+        links.append(outside)
+    state.links[HYPERVISOR] = links
 
 
 def set_links(state: LabState, node: str, up: bool) -> None:

@@ -16,6 +16,7 @@ from . import pacemaker, probe
 from ..loss import loss_budget
 from ..waiting import wait_until
 from .context import LabContext
+from .state import HYPERVISOR
 
 Scenario = Callable[[LabContext], list[str]]
 SCENARIOS: dict[str, Scenario] = {}
@@ -69,9 +70,12 @@ def all_up(lab: LabContext) -> list[str]:
     n = _assert_all_up(lab)
     _, desc = lab.stats()
     assert desc == lab.description(master), f"stats page names {desc!r}"
-    unauth = probe.get(f"http://{lab.vip}:{lab.topo.cluster.haproxy.stats.port}{lab.topo.cluster.haproxy.stats.uri}")
+    stats_url = f"http://{lab.vip}:{lab.topo.cluster.haproxy.stats.port}{lab.topo.cluster.haproxy.stats.uri}"
+    unauth = probe.get(stats_url, ns=HYPERVISOR)
     assert unauth.status == 401, f"stats page without credentials answered {unauth.status}"
-    notes.append(f"stats: {n} servers UP, names {desc!r}, 401 without credentials")
+    outsider = probe.get(stats_url, auth=lab.auth, timeout=2)
+    assert outsider.status == 0, f"the client (not in adminNetworks) reached the stats page: {outsider.status}"
+    notes.append(f"stats: {n} servers UP, names {desc!r}, 401 without credentials, no answer to the client")
     return notes
 
 
@@ -217,6 +221,38 @@ def gluster_server_cut(lab: LabContext) -> list[str]:
     from .gluster_checks import gluster_server_cut as run
 
     return run(lab)
+
+
+@scenario
+def port_scan(lab: LabContext) -> list[str]:
+    """nmap from the client of every node address and VIP (routes via the VIP): open ports == the model's matrix."""
+    from . import security
+
+    return security.port_scan(lab)
+
+
+@scenario
+def nothing_inside_answers(lab: LabContext) -> list[str]:
+    """A client routing the internal and heartbeat networks via the VIP gets no answer from inside."""
+    from . import security
+
+    return security.nothing_inside_answers(lab)
+
+
+@scenario
+def storage_access(lab: LabContext) -> list[str]:
+    """NFS and gv0 only from the Docker hosts that mount them; root on a Docker host cannot write the export."""
+    from . import security
+
+    return security.storage_access(lab)
+
+
+@scenario
+def rogue_vrrp(lab: LabContext) -> list[str]:
+    """A rogue keepalived on the client network (VI_1's router id, priority 254) does not move the VIP."""
+    from . import security
+
+    return security.rogue_vrrp(lab)
 
 
 def main(only: list[str] | None = None) -> int:

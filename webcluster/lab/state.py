@@ -19,6 +19,7 @@ LAB_ROOT = Path(os.environ.get("HAWC_LAB_ROOT", "/var/lib/hawc-lab"))
 NETNS_PREFIX = "hwl-"  # every lab namespace
 LINK_PREFIX = "hwl"  # every lab bridge and veth end in the root namespace
 CLIENT = "client"
+HYPERVISOR = "hypervisor"  # the hypervisor host's addresses (external gateway, libvirt host address): adminNetworks' `host`
 NETWORKS = ("external", "internal", "heartbeat")
 BRIDGES = {"external": "hwl-ext", "internal": "hwl-int", "heartbeat": "hwl-hb"}
 

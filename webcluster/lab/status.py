@@ -7,7 +7,7 @@ from typing import Any
 from ..stackfile import load_stack_file
 from ..topology import Topology
 from . import network, processes, probe
-from .state import CLIENT, LabState, lab_secrets, netns_name
+from .state import CLIENT, HYPERVISOR, LabState, lab_secrets, netns_name
 
 
 def collect(state: LabState) -> dict[str, Any]:

@@ -49,11 +49,17 @@ class KeepalivedStack:
             interval_ms=interval_ms,
             interval_s=f"{interval_ms / 1000:g}",
         )
+        peers = [d for d in c.directors if d.name != director.name]
         instances = [
             {"name": "VI_1", "interface": "enp0s3", "router_id": vrrp.router_ids["external"], "vip": f"{c.vips.external}/{c.networks.external.cidr.prefixlen}", "track": True},
             {"name": "VI_2", "interface": "enp0s8", "router_id": vrrp.router_ids["internal"], "vip": f"{c.vips.internal}/{c.networks.internal.cidr.prefixlen}", "track": True},
             {"name": "VI_3", "interface": "enp0s9", "router_id": vrrp.router_ids["heartbeat"], "vip": f"{c.vips.heartbeat}/{c.networks.heartbeat.cidr.prefixlen}", "track": False},
         ]
+        # Adverts go unicast to the peer directors only, and adverts from anybody else are ignored:
+        # multicast on the client-facing network let any host there take the VIP.
+        for inst, network in zip(instances, ("external", "internal", "heartbeat")):
+            inst["src"] = str(getattr(director, network))
+            inst["peers"] = [str(getattr(p, network)) for p in peers]
         advert = vrrp.advert_interval if vrrp.version == 3 else max(1, round(vrrp.advert_interval))
         conf = b.file(
             KEEPALIVED_CONF,
