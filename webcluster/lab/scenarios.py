@@ -12,7 +12,7 @@ import signal
 import time
 from typing import Callable
 
-from . import pacemaker, probe
+from . import pacemaker, probe, security
 from ..loss import loss_budget
 from ..waiting import wait_until
 from .context import LabContext
@@ -223,36 +223,9 @@ def gluster_server_cut(lab: LabContext) -> list[str]:
     return run(lab)
 
 
-@scenario
-def port_scan(lab: LabContext) -> list[str]:
-    """nmap from the client of every node address and VIP (routes via the VIP): open ports == the model's matrix."""
-    from . import security
-
-    return security.port_scan(lab)
-
-
-@scenario
-def nothing_inside_answers(lab: LabContext) -> list[str]:
-    """A client routing the internal and heartbeat networks via the VIP gets no answer from inside."""
-    from . import security
-
-    return security.nothing_inside_answers(lab)
-
-
-@scenario
-def storage_access(lab: LabContext) -> list[str]:
-    """NFS and gv0 only from the Docker hosts that mount them; root on a Docker host cannot write the export."""
-    from . import security
-
-    return security.storage_access(lab)
-
-
-@scenario
-def rogue_vrrp(lab: LabContext) -> list[str]:
-    """A rogue keepalived on the client network (VI_1's router id, priority 254) does not move the VIP."""
-    from . import security
-
-    return security.rogue_vrrp(lab)
+# The secure-by-default proofs (security.py), after the seed's tests.
+for _proof in security.PROOFS:
+    scenario(_proof)
 
 
 def main(only: list[str] | None = None) -> int:

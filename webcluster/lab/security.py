@@ -273,3 +273,6 @@ def rogue_vrrp(lab: LabContext) -> list[str]:
     probes = (checks + 9) // 10
     assert answered == probes, f"service answered {answered} of {probes} requests"
     return [f"rogue keepalived (router id {c.vrrp.router_ids['external']}, priority 254) was MASTER for 4 s", f"{master} kept {lab.vip} in {checks} checks; {answered}/{probes} requests served"]
+
+
+PROOFS = (port_scan, nothing_inside_answers, storage_access, rogue_vrrp)
