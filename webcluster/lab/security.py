@@ -175,7 +175,7 @@ def storage_access(lab: LabContext) -> list[str]:
         target = LAB_ROOT / "shared" / "mount-probe"
         target.mkdir(parents=True, exist_ok=True)
         try:
-            mount = sandbox(nas.name).run(["timeout", "30", "mount", "-t", "glusterfs", f"{gluster[0].name}:/{volume.name}", str(target)], check=False, timeout=40)
+            mount = sandbox(nas.name).run(["timeout", "15", "mount", "-t", "glusterfs", f"{gluster[0].name}:/{volume.name}", str(target)], check=False, timeout=25)
             mounted = sandbox(nas.name).run(["mountpoint", "-q", str(target)], check=False).returncode == 0
             if mounted:
                 sandbox(nas.name).run(["umount", "-l", str(target)], check=False)
@@ -242,7 +242,7 @@ def rogue_vrrp(lab: LabContext) -> list[str]:
     # address is ARP spoofing, which no VRRP setting prevents; what VRRP decides is whether the
     # directors give the VIP up to a louder speaker.
     spare = ipaddress.IPv4Address(lab.state.client_address) - 1
-    work = LAB_ROOT / "rogue"
+    work = LAB_ROOT / "shared" / "rogue"  # `lab down` removes it
     work.mkdir(parents=True, exist_ok=True)
     conf = work / "keepalived.conf"
     conf.write_text(ROGUE_CONF.format(router_id=c.vrrp.router_ids["external"], address=spare))
