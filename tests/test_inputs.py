@@ -36,10 +36,11 @@ def write_stack(tmp_path: Path, text: str | bytes, name: str = "Pulumi.x.yaml") 
 # --------------------------------------------------------------------------- files the reader cannot take
 
 
-@pytest.mark.parametrize("command", ["validate", "render", "check"])
-def test_a_directory_as_file_is_named(tmp_path: Path, command: str) -> None:
-    extra = ["--out", str(tmp_path / "out")] if command == "render" else []
-    lines = assert_one_clear_error(run_cli(command, "--file", str(tmp_path), *extra), f"{tmp_path}: is a directory")
+@pytest.mark.parametrize("command", [["validate"], ["render", "--out", "OUT"], ["check"], ["lab", "up"]], ids=lambda c: " ".join(c[:2]))
+def test_a_directory_as_file_is_named(tmp_path: Path, command: list[str]) -> None:
+    argv = [str(tmp_path / "out") if a == "OUT" else a for a in command]
+    proc = run_cli(*argv, "--file", str(tmp_path), env={"HAWC_LAB_ROOT": str(tmp_path / "lab")})
+    lines = assert_one_clear_error(proc, f"{tmp_path}: is a directory")
     assert lines[0] == "invalid stack config (1 error):"
 
 
