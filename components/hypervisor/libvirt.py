@@ -21,6 +21,7 @@ import pulumi_libvirt as libvirt
 
 from webcluster.model import StackConfig
 from webcluster.topology import Node, Topology
+from webcluster.validation import SSH_PORT
 
 from ..secrets import SshAccess
 from .base import ROOT_DISK_MIB, CloudInit, Machine, NodeVm, connection, proxy
@@ -40,11 +41,15 @@ def host_uri(config: StackConfig, host: str) -> str:
 
 
 def ssh_hop(uri: str) -> Optional[tuple[str, int, str]]:
-    """(host, port, user) of a `qemu+ssh://` URI - the hop to a remote hypervisor host - else None."""
+    """(host, port, user) of a `qemu+ssh://` URI - the hop to a remote hypervisor host - else None.
+
+    The same host, port and user the libvirt provider dials: validation (`libvirt.uri`) admits
+    only `+ssh` URIs with a user and without a port, so the port is always 22.
+    """
     parsed = urlparse(uri)
     if not parsed.scheme.endswith("+ssh") or not parsed.hostname:
         return None
-    return parsed.hostname, parsed.port or 22, parsed.username or "root"
+    return parsed.hostname, SSH_PORT, parsed.username or ""
 
 
 def host_address_xslt(address: str) -> str:
