@@ -88,6 +88,7 @@ class VirtualBoxPlatform(pulumi.ComponentResource):
             stdin=stdin,
             triggers=[digest, *triggers],
             add_previous_output_in_env=False,
+            interpreter=vbm.INTERPRETER,
             opts=pulumi.ResourceOptions(parent=parent, depends_on=list(depends_on), delete_before_replace=True),
         )
 
