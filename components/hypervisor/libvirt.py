@@ -27,6 +27,12 @@ from ..secrets import SshAccess
 from .base import ROOT_DISK_MIB, CloudInit, Machine, NodeVm, connection, proxy
 
 DEFAULT_HOST = "default"
+# terraform-provider-libvirt v0.8.1 updates these in place (libvirt/resource_libvirt_domain.go:
+# `network_interface` and `cloudinit` have no ForceNew): a replaced Network would leave running
+# guests on its deleted bridge, and a new seed would only be read at the next boot, with no step
+# re-run. Replacing the domain instead boots it on the new network with the new seed (a new
+# cloud-init instance-id, so the new addresses apply), and its new id re-runs its steps.
+DOMAIN_REPLACE_ON = ["networkInterfaces[*].networkId", "cloudinit"]
 POOL_NAME = "ha-web-cluster"
 MIB = 1024 * 1024
 
@@ -185,7 +191,7 @@ class LibvirtPlatform(pulumi.ComponentResource):
             cloudinit=seed.id,
             xml=libvirt.DomainXmlArgs(xslt=nic_address_xslt(nic_slots([nic.name for nic in node.nics]))),
             consoles=[libvirt.DomainConsoleArgs(type="pty", target_type="serial", target_port="0")],
-            opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=list(boot_after))),
+            opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=list(boot_after), replace_on_changes=DOMAIN_REPLACE_ON)),
         )
         return vm.finish(Machine(node.name, (domain,), domain.id, connection(str(node.internal_address), self._ssh, proxy=self._proxy)))
 
