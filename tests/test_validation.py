@@ -132,10 +132,14 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, str]]] = {
     "replica not dividing bricks": ({"cluster.gluster.volumes[0].replica": 2}, {"cluster.gluster.volumes[0].replica": "3 bricks (one per server) is not a multiple of replica 2"}),
     "volume on the nfs mountpoint": ({"cluster.gluster.volumes[1].mountpoint": "/nfs"}, {"cluster.gluster.volumes[1].mountpoint": "is the NFS mountpoint"}),
     "placement of an unknown node": (
-        {"libvirt.hosts": {"h2": "qemu+ssh://h2/system"}, "libvirt.placement": {"ghost": "h2"}},
+        {"libvirt.hosts": {"h2": "qemu+ssh://root@h2/system"}, "libvirt.placement": {"ghost": "h2"}},
         {"libvirt.placement.ghost": "no node of that name"},
     ),
     "placement on an unknown host": ({"libvirt.placement": {"cluster2": "h9"}}, {"libvirt.placement.cluster2": "unknown host 'h9'"}),
+    # terraform-provider-libvirt v0.8.1, libvirt/uri/ssh.go dialHost: dials u.Host (host:port) as the host name, logs in as u.User.Username()
+    "ssh uri with a port": ({"libvirt.uri": "qemu+ssh://root@hv1:2222/system"}, {"libvirt.uri": "dials 'host:port' as the host name"}),
+    "ssh uri with port 22": ({"libvirt.hosts": {"h2": "qemu+ssh://root@h2:22/system"}}, {"libvirt.hosts.h2": "names a port"}),
+    "ssh uri without a user": ({"libvirt.uri": "qemu+ssh://hv1/system"}, {"libvirt.uri": "qemu+ssh://USER@hv1/system"}),
     "host address outside internal": ({"libvirt.hostAddress": "10.0.99.1"}, {"libvirt.hostAddress": "not inside the internal network"}),
     "host address of a node": ({"libvirt.hostAddress": "10.0.100.100"}, {"libvirt.hostAddress": "10.0.100.100 is already used by nas"}),
     "host address in the DHCP range": ({"libvirt.hostAddress": "10.0.100.30"}, {"libvirt.hostAddress": "inside the DHCP range"}),
@@ -280,3 +284,15 @@ def test_validate_exits_2_on_a_missing_file(tmp_path: Path) -> None:
     proc = run_cli("validate", "--file", str(tmp_path / "Pulumi.none.yaml"))
     assert proc.returncode == 2
     assert "stack file not found" in proc.stderr
+
+
+@pytest.mark.parametrize("uri", ["qemu:///system", "qemu+ssh://admin@hv1/system", "qemu+ssh://root@[fd00::1]/system", "qemu+tcp://hv1:16509/system"])
+def test_libvirt_uris_the_provider_dials_as_written_are_accepted(uri: str) -> None:
+    """tcp/tls take their port from u.Port() (libvirt/uri/tcp.go, tls.go): only the ssh transport mangles it."""
+    config, _ = parse(values_with({"libvirt.uri": uri}))
+    assert config.libvirt.uri == uri
+
+
+def test_ssh_uri_rules_apply_only_to_libvirt_stacks() -> None:
+    config, _ = parse(values_with({"hypervisor": "virtualbox", "libvirt.uri": "qemu+ssh://hv1:2222/system"}))
+    assert config.hypervisor.value == "virtualbox"

@@ -26,7 +26,7 @@ PACKAGES: dict[str, tuple[str, ...]] = {
     "util-linux": ("mountpoint", "unshare", "nsenter", "setpriv", "blkid", "flock"),
     "coreutils": ("truncate", "dd", "chown", "chroot", "cat", "mkdir", "rm", "test", "timeout"),
     "bash": ("bash",),
-    "dash": ("sh",),
+    "dash": ("sh", "/bin/sh"),  # /bin/sh: the VirtualBox scripts' interpreter
     "tar": ("tar",),
     "psmisc": ("fuser",),
     "procps": ("sysctl", "pgrep"),  # the lab runs the directors' rendered 10-sysctl step

@@ -397,7 +397,7 @@ class Cluster(Strict):
 
 
 class Libvirt(Strict):
-    uri: str = Field("qemu:///system", description="Default libvirt connection URI (`qemu+ssh://user@host/system` for a remote host).")
+    uri: str = Field("qemu:///system", description="Default libvirt connection URI (`qemu+ssh://user@host/system` for a remote host: with a user and without a port, as the provider dials it).")
     domain_type: Literal["kvm", "qemu"] = Field("kvm", description="`kvm`, or `qemu` on hosts without /dev/kvm.")
     pool_path: str = Field("/var/lib/libvirt/images/ha-web-cluster", description="Directory of the storage pool.")
     host_address: Optional[ipaddress.IPv4Address] = Field(

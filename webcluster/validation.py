@@ -11,12 +11,14 @@ import ipaddress
 import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator
+from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
 from .model import SECRET_KEYS, StackConfig
 
 HOSTNAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+SSH_PORT = 22
 MIN_RAID_DISKS = {0: 2, 1: 2, 5: 3, 6: 4, 10: 4}
 # Ports a director's own daemons listen on (on every address), so HAProxy cannot bind them.
 DIRECTOR_PORTS = {22: "sshd", 53: "dnsmasq (DNS)"}
@@ -349,9 +351,30 @@ def _check_platform(config: StackConfig) -> Iterator[Problem]:
         if host not in lv.hosts:
             yield Problem(f"libvirt.placement.{node}", f"unknown host {host!r} (define it under libvirt.hosts)")
     if config.hypervisor.value == "libvirt":
+        yield from _check_libvirt_uris(config)
         yield from _check_libvirt_host_address(config)
     else:
         yield from _check_virtualbox(config)
+
+
+def _check_libvirt_uris(config: StackConfig) -> Iterator[Problem]:
+    """SSH URIs as terraform-provider-libvirt v0.8.1 dials them (libvirt/uri/ssh.go, `dialHost`).
+
+    It dials `u.Host` - host *and* port - as the host name (`net.JoinHostPort(u.Host, port)`
+    gives `[hv1:2222]:2222`), so a URI with any port fails and only port 22 is reachable; and it logs in as
+    `u.User.Username()`, an empty name when the URI has no `user@` (its `~/.ssh/config` `User`
+    lookup only applies on an error), while Pulumi's own hop to the nodes needs a user too.
+    """
+    uris = [("libvirt.uri", config.libvirt.uri)] + [(f"libvirt.hosts.{name}", uri) for name, uri in sorted(config.libvirt.hosts.items())]
+    for key, uri in uris:
+        parsed = urlsplit(uri)
+        if not parsed.scheme.endswith("+ssh"):
+            continue
+        if not parsed.username:
+            yield Problem(key, f"{uri} names no user: the libvirt provider would log in with an empty user name; write {parsed.scheme}://USER@{parsed.netloc or 'HOST'}{parsed.path}")
+        host_port = parsed.netloc.rsplit("@", 1)[-1]
+        if ":" in (host_port.rsplit("]", 1)[-1] if host_port.startswith("[") else host_port):
+            yield Problem(key, f"{uri} names a port: the libvirt provider (v0.8.1) dials 'host:port' as the host name, so no URI with a port connects (not even :22); drop it, the provider always uses port {SSH_PORT}")
 
 
 def _check_libvirt_host_address(config: StackConfig) -> Iterator[Problem]:
