@@ -15,6 +15,7 @@ from webcluster.render.placeholders import fill, keys_in
 from webcluster.topology import Topology
 from webcluster.validation import ConfigError
 
+from . import preflight
 from .backends import DockerBackends, WebContent
 from .directors import DirectorTrio
 from .hypervisor import platform_class
@@ -73,6 +74,7 @@ def main() -> Mapping[str, Tier]:
         plan = render_cluster(config)
     except ConfigError as exc:
         raise pulumi.RunError(f"invalid configuration of stack {pulumi.get_stack()}:\n{exc}") from None
+    preflight.check(config)
     topology = Topology(config)
     secrets = ClusterSecrets("secrets", secrets_in(plan), config.ssh_user, config.ssh_public_key)
     platform = platform_cls("platform", config, secrets.ssh)

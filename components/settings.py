@@ -29,13 +29,14 @@ def engine_config() -> tuple[dict[str, str], set[str]]:
 
 
 def stack_values(values: dict[str, str], secret: set[str]) -> dict[str, Any]:
-    """Project keys as a stack file holds them: objects parsed, secrets as `secure` markers."""
-    out: dict[str, Any] = {}
-    for key, value in values.items():
-        if not key.startswith(PROJECT + ":"):
-            continue
-        out[key] = SECURE_MARKER if key in secret else _parse(value)
-    return out
+    """Every key as a stack file holds it: project objects parsed, secrets as `secure` markers.
+
+    Other namespaces stay in, as plain text, so a misspelled project namespace is reported
+    (load_values ignores the other providers' keys)."""
+    return {
+        key: SECURE_MARKER if key in secret else _parse(value) if key.startswith(PROJECT + ":") else value
+        for key, value in values.items()
+    }
 
 
 def _parse(value: Any) -> Any:

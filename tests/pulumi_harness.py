@@ -123,6 +123,7 @@ class Registered:
     secret_outputs: list[str]
     delete_before_replace: bool
     provider: str
+    replace_on_changes: list[str]
 
 
 class RecordingMonitor(mocks.MockMonitor):
@@ -146,6 +147,7 @@ class RecordingMonitor(mocks.MockMonitor):
             secret_outputs=list(request.additionalSecretOutputs),
             delete_before_replace=request.deleteBeforeReplace,
             provider=request.provider,
+            replace_on_changes=list(request.replaceOnChanges),
         )
         if not request.additionalSecretOutputs:
             return response

@@ -43,10 +43,6 @@ CLUSTER_STEPS = ("50-corosync", "51-qdevice", "52-pacemaker", "53-cib", "55-quor
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (network and mount namespaces)")
 
 
-def tool(name: str) -> Any:
-    return pytest.mark.skipif(shutil.which(name) is None, reason=f"{name} is not installed")
-
-
 # --------------------------------------------------------------------------- rendering
 
 
@@ -328,7 +324,6 @@ def cluster_scripts(plan: ClusterPlan) -> Iterator[tuple[str, str]]:
                 yield f"{node.name}/{s.name}", s.script
 
 
-@tool("shellcheck")
 @pytest.mark.parametrize("ha", [{}, {"qnetdHost": None, "fencing": "none"}])
 def test_step_scripts_pass_bash_n_and_shellcheck(ha: dict, tmp_path: Path) -> None:
     scripts = dict(cluster_scripts(plan_for(ha)))
@@ -355,8 +350,6 @@ def offline_cib(tmp_path: Path, crm_text: str, name: str = "cib", check: bool = 
     return cib
 
 
-@tool("crm")
-@tool("crm_verify")
 @pytest.mark.parametrize(
     "plan_of, master",
     [
@@ -374,8 +367,6 @@ def test_crm_verify_accepts_the_cib(plan_of: Any, master: str, tmp_path: Path) -
     assert "grupo1" in cib.read_text()
 
 
-@tool("crm")
-@tool("crm_verify")
 def test_crm_verify_rejects_stonith_without_devices(tmp_path: Path) -> None:
     """The check has teeth: the safe properties without their fence devices fail."""
     cib_text = text(plan_for(), "cluster1", pm.CIB_CRM)
@@ -385,7 +376,6 @@ def test_crm_verify_rejects_stonith_without_devices(tmp_path: Path) -> None:
     assert subprocess.run(["crm_verify", "-x", str(cib)], capture_output=True).returncode != 0
 
 
-@tool("crm")
 def test_loading_the_cib_twice_changes_nothing(plan: ClusterPlan, tmp_path: Path) -> None:
     cib = offline_cib(tmp_path, text(plan, "cluster1", pm.CIB_CRM))
     first = cib.read_text()
@@ -407,7 +397,6 @@ def run_cib_apply(tmp_path: Path, cib: Path, crm_text: str) -> subprocess.Comple
     return subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=env)
 
 
-@tool("crm")
 def test_cib_apply_removes_what_the_config_no_longer_defines(tmp_path: Path) -> None:
     cib = tmp_path / "live.xml"
     cib.write_text(subprocess.run(["cibadmin", "--empty"], capture_output=True, text=True, check=True).stdout)
@@ -442,7 +431,6 @@ def running_cluster(plan: ClusterPlan, tmp_path: Path) -> Path:
     return simulate(cib, tmp_path / "up.xml", *(f"--node-up={d}" for d in DIRECTORS))
 
 
-@tool("crm_simulate")
 def test_vips_survive_the_master_then_standby1_and_come_back(running_cluster: Path, tmp_path: Path) -> None:
     assert location(running_cluster) == "cluster1"
     assert {location(running_cluster, f"fence-{d}") for d in DIRECTORS} <= set(DIRECTORS)
@@ -455,19 +443,16 @@ def test_vips_survive_the_master_then_standby1_and_come_back(running_cluster: Pa
     assert location(back) == "cluster1"
 
 
-@tool("crm_simulate")
 def test_a_failed_node_is_fenced(running_cluster: Path, tmp_path: Path) -> None:
     proc = subprocess.run(["crm_simulate", "-x", str(running_cluster), "-S", "-q", "true", "--node-fail=cluster1"], capture_output=True, text=True)
     assert re.search(r"Fence \(reboot\) cluster1", proc.stdout), proc.stdout
 
 
-@tool("crm_simulate")
 def test_vips_leave_a_director_whose_haproxy_died(running_cluster: Path, tmp_path: Path) -> None:
     failed = simulate(running_cluster, tmp_path / "f.xml", "--op-inject=haproxy_monitor_2000@cluster1=7")  # 7: not running
     assert location(failed) == "standby1"
 
 
-@tool("crm_simulate")
 def test_without_quorum_the_vips_stop(running_cluster: Path, tmp_path: Path) -> None:
     lost = simulate(running_cluster, tmp_path / "q.xml", "--node-fail=standby1", "--node-fail=standby2", quorum=False)
     assert location(lost) is None
@@ -518,7 +503,6 @@ def corosync_t(box: Sandbox, conf: str, tmp_path: Path) -> tuple[int, str]:
 
 
 @needs_root
-@tool("corosync")
 @pytest.mark.parametrize("topology, node", [(None, d) for d in DIRECTORS] + [("two-directors.yaml", "lb-b")])
 def test_corosync_t_accepts_the_config_on_each_director(director_sandbox: Any, tmp_path: Path, topology: Optional[str], node: str) -> None:
     plan = topology_plan(topology) if topology else plan_for()
@@ -527,7 +511,6 @@ def test_corosync_t_accepts_the_config_on_each_director(director_sandbox: Any, t
 
 
 @needs_root
-@tool("corosync")
 @pytest.mark.parametrize(
     "broken, message",
     [(("crypto_cipher: aes256", "crypto_cipher: aes999"), "Invalid cipher"), (("ring0_addr: 10.0.50.1\n", "ring0_addr: 10.0.50.9\n"), "No valid name found for local host")],
@@ -587,7 +570,6 @@ def tls_handshake(server_db: Path, client_db: Path, tmp_path: Path) -> subproces
 
 
 @needs_root
-@tool("selfserv")
 @tool("corosync-qdevice-net-certutil")
 def test_qnetd_and_a_director_trust_each_other_from_the_seed_alone(plan: ClusterPlan, tmp_path: Path) -> None:
     seed = "a-seed-of-at-least-16-characters"
@@ -671,7 +653,6 @@ def test_qdevice_reaches_qnetd_over_tls_with_the_derived_certificates(plan: Clus
 
 
 @needs_root
-@tool("chpasswd")
 def test_hacluster_password_is_set_once_and_then_left_alone(tmp_path: Path) -> None:
     """52-pacemaker's set_password, in a sandbox (its /etc/shadow is the overlay's): running it again changes nothing."""
     box = Sandbox(f"{PREFIX}{os.getpid() % 10000}-pw", tmp_path / "pw")

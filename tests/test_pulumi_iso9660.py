@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import struct
 import subprocess
 from pathlib import Path
@@ -59,7 +58,6 @@ def test_bad_names_are_refused() -> None:
         build_iso({"user data": "x"})
 
 
-@pytest.mark.skipif(shutil.which("blkid") is None, reason="blkid (util-linux) not installed")
 def test_blkid_sees_an_iso9660_labelled_cidata(tmp_path: Path) -> None:
     path = tmp_path / "seed.iso"
     path.write_bytes(build_iso(DOCS))
@@ -67,7 +65,6 @@ def test_blkid_sees_an_iso9660_labelled_cidata(tmp_path: Path) -> None:
     assert "TYPE=iso9660" in out and "LABEL=cidata" in out
 
 
-@pytest.mark.skipif(shutil.which("bsdtar") is None, reason="bsdtar (libarchive-tools) not installed")
 def test_libarchive_extracts_the_documents(tmp_path: Path) -> None:
     path = tmp_path / "seed.iso"
     path.write_bytes(build_iso(DOCS))

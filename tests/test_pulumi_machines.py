@@ -205,6 +205,13 @@ def test_nodes_can_be_placed_on_other_hypervisor_hosts() -> None:
     assert "addresses" not in hv2_nets["hawc-internal"], "only the default host takes the internal host address"
 
 
+def test_remote_libvirt_host_is_the_ssh_hop_with_the_uris_user_on_port_22() -> None:
+    """Pulumi's hop to the nodes dials what the libvirt provider dials (libvirt/uri/ssh.go: the URI's user, port 22)."""
+    rec = run_stack("dev", libvirt={"uri": "qemu+ssh://admin@hv1.example/system"})
+    hop = unwrap(rec.steps()["nas-20-raid"].inputs["connection"])["proxy"]
+    assert (hop["host"], hop["port"], hop["user"]) == ("hv1.example", 22, "admin")
+
+
 def test_libvirt_nic_slots_keep_kernel_names_clear_of_the_model_names(libvirt_dev: Recording) -> None:
     """Applied as libvirt applies it, each domain's XSLT pins its NICs to PCI slots whose udev
     names (ensN, altname enp0sN) are not a name cloud-init must rename a NIC to: the kernel

@@ -64,7 +64,7 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, str]]] = {
     "static address in dhcp range": ({"cluster.nas.address": "10.0.100.20"}, {"cluster.nas.address": "static address inside the DHCP range"}),
     "one director": ({"cluster.directors": [SEED_DIRECTOR]}, {"cluster.directors": "needs 2 or 3 directors, found 1"}),
     "duplicate priority": ({"cluster.directors[2].priority": 100}, {"cluster.directors[2].priority": "already used by cluster.directors[1].priority"}),
-    "router id missing": ({"cluster.vrrp.routerIds": {"external": 51, "internal": 52}}, {"cluster.vrrp.routerIds.heartbeat": "missing"}),
+    "router id removed": ({"cluster.vrrp.routerIds": {"heartbeat": None}}, {"cluster.vrrp.routerIds.heartbeat": "missing"}),
     "router id of unknown network": ({"cluster.vrrp.routerIds.dmz": 54}, {"cluster.vrrp.routerIds.dmz": "unknown network"}),
     "router id out of range": ({"cluster.vrrp.routerIds.heartbeat": 300}, {"cluster.vrrp.routerIds.heartbeat": "outside 1-255"}),
     "duplicate router id": ({"cluster.vrrp.routerIds.heartbeat": 51}, {"cluster.vrrp.routerIds.heartbeat": "already used by cluster.vrrp.routerIds.external"}),
@@ -99,6 +99,22 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, str]]] = {
         {"cluster.haproxy.services[0].storage": "gv7"},
         {"cluster.haproxy.services[0].storage": "unknown storage 'gv7'", "cluster.haproxy.services[0].containers": "has no container"},
     ),
+    "service on the ssh port": ({"cluster.haproxy.services[1].port": 22}, {"cluster.haproxy.services[1].port": "port 22 is already used on the directors by sshd"}),
+    "stats on the dns port": ({"cluster.haproxy.stats.port": 53}, {"cluster.haproxy.stats.port": "port 53 is already used on the directors by dnsmasq"}),
+    "health port on the ssh port": ({"cluster.haproxy.tuning.healthPort": 22}, {"cluster.haproxy.tuning.healthPort": "by sshd"}),
+    "stats on a service port": ({"cluster.haproxy.stats.port": 9000}, {"cluster.haproxy.stats.port": "port 9000 is already used by cluster.haproxy.services[2].port"}),
+    "service with an empty container list": (
+        {"cluster.haproxy.services[0].containers": []},
+        {"cluster.haproxy.services[0].containers": "is an empty list, so service haproxy-http has no server"},
+    ),
+    "every docker host emptied": (
+        {f"cluster.backends[{i}].containers": [] for i in range(3)},
+        {
+            f"cluster.haproxy.services[{i}].containers": "cluster.backends[0].containers and cluster.backends[1].containers and cluster.backends[2].containers are empty lists"
+            for i in range(4)
+        },
+    ),
+    "two volumes on one brick": ({"cluster.gluster.volumes[1].brick": 1}, {"cluster.gluster.volumes[1].brick": "brick 1 is already used by cluster.gluster.volumes[0].brick"}),
     "cookie on tcp": ({"cluster.haproxy.services[1].persistence": "cookie"}, {"cluster.haproxy.services[1].persistence": "needs mode http"}),
     "unknown service container": ({"cluster.haproxy.services[0].containers": ["cluster21p", "nope"]}, {"cluster.haproxy.services[0].containers[1]": "no container named 'nope'"}),
     "service storage without containers": ({"cluster.haproxy.services[0].storage": "gv1"}, {"cluster.haproxy.services[0].containers": "none uses storage 'gv1'"}),
@@ -117,10 +133,14 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, str]]] = {
     "replica not dividing bricks": ({"cluster.gluster.volumes[0].replica": 2}, {"cluster.gluster.volumes[0].replica": "3 bricks (one per server) is not a multiple of replica 2"}),
     "volume on the nfs mountpoint": ({"cluster.gluster.volumes[1].mountpoint": "/nfs"}, {"cluster.gluster.volumes[1].mountpoint": "is the NFS mountpoint"}),
     "placement of an unknown node": (
-        {"libvirt.hosts": {"h2": "qemu+ssh://h2/system"}, "libvirt.placement": {"ghost": "h2"}},
+        {"libvirt.hosts": {"h2": "qemu+ssh://root@h2/system"}, "libvirt.placement": {"ghost": "h2"}},
         {"libvirt.placement.ghost": "no node of that name"},
     ),
     "placement on an unknown host": ({"libvirt.placement": {"cluster2": "h9"}}, {"libvirt.placement.cluster2": "unknown host 'h9'"}),
+    # terraform-provider-libvirt v0.8.1, libvirt/uri/ssh.go dialHost: dials u.Host (host:port) as the host name, logs in as u.User.Username()
+    "ssh uri with a port": ({"libvirt.uri": "qemu+ssh://root@hv1:2222/system"}, {"libvirt.uri": "dials 'host:port' as the host name"}),
+    "ssh uri with port 22": ({"libvirt.hosts": {"h2": "qemu+ssh://root@h2:22/system"}}, {"libvirt.hosts.h2": "names a port"}),
+    "ssh uri without a user": ({"libvirt.uri": "qemu+ssh://hv1/system"}, {"libvirt.uri": "qemu+ssh://USER@hv1/system"}),
     "host address outside internal": ({"libvirt.hostAddress": "10.0.99.1"}, {"libvirt.hostAddress": "not inside the internal network"}),
     "host address of a node": ({"libvirt.hostAddress": "10.0.100.100"}, {"libvirt.hostAddress": "10.0.100.100 is already used by nas"}),
     "host address in the DHCP range": ({"libvirt.hostAddress": "10.0.100.30"}, {"libvirt.hostAddress": "inside the DHCP range"}),
@@ -265,3 +285,15 @@ def test_validate_exits_2_on_a_missing_file(tmp_path: Path) -> None:
     proc = run_cli("validate", "--file", str(tmp_path / "Pulumi.none.yaml"))
     assert proc.returncode == 2
     assert "stack file not found" in proc.stderr
+
+
+@pytest.mark.parametrize("uri", ["qemu:///system", "qemu+ssh://admin@hv1/system", "qemu+ssh://root@[fd00::1]/system", "qemu+tcp://hv1:16509/system"])
+def test_libvirt_uris_the_provider_dials_as_written_are_accepted(uri: str) -> None:
+    """tcp/tls take their port from u.Port() (libvirt/uri/tcp.go, tls.go): only the ssh transport mangles it."""
+    config, _ = parse(values_with({"libvirt.uri": uri}))
+    assert config.libvirt.uri == uri
+
+
+def test_ssh_uri_rules_apply_only_to_libvirt_stacks() -> None:
+    config, _ = parse(values_with({"hypervisor": "virtualbox", "libvirt.uri": "qemu+ssh://hv1:2222/system"}))
+    assert config.hypervisor.value == "virtualbox"

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
 from .stackfile import LoadedStack, load_stack_file, stack_path
-from .validation import ConfigError
+from .errors import UsageError
+from .validation import ConfigError, count_phrase
 
 EXIT_CONFIG = 2
 
@@ -110,7 +112,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         return args.func(args)
     except ConfigError as exc:
-        print(f"invalid stack config ({len([p for p in exc.problems if p.severity == 'error'])} errors):", file=sys.stderr)
+        errors = sum(1 for p in exc.problems if p.severity == "error")
+        print(f"invalid stack config ({count_phrase(errors, 'error')}):", file=sys.stderr)
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
         return EXIT_CONFIG
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `... | head`: the reader left; stop quietly (the recipe of Python's signal docs)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1

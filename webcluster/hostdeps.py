@@ -22,12 +22,14 @@ from pathlib import Path
 PACKAGES: dict[str, tuple[str, ...]] = {
     # namespaces, links, mounts, loop bricks (lab, checks, e2e)
     "iproute2": ("ip", "tc", "bridge"),
-    "util-linux": ("mount", "umount", "losetup", "mountpoint", "unshare", "nsenter", "blkid", "flock"),
-    "coreutils": ("truncate", "dd", "chown", "cat", "mkdir", "rm", "test", "timeout"),
+    "mount": ("mount", "umount", "losetup"),
+    "util-linux": ("mountpoint", "unshare", "nsenter", "setpriv", "blkid", "flock"),
+    "coreutils": ("truncate", "dd", "chown", "chroot", "cat", "mkdir", "rm", "test", "timeout"),
     "bash": ("bash",),
-    "dash": ("sh",),
+    "dash": ("sh", "/bin/sh"),  # /bin/sh: the VirtualBox scripts' interpreter
     "tar": ("tar",),
     "psmisc": ("fuser",),
+    "procps": ("sysctl", "pgrep"),  # the lab runs the directors' rendered 10-sysctl step
     "curl": ("curl",),
     "xfsprogs": ("mkfs.xfs",),
     "e2fsprogs": ("mkfs.ext4",),

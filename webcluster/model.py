@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import ipaddress
 from enum import Enum
-from typing import Any, ClassVar, Literal, Optional
+from typing import Annotated, Any, Callable, ClassVar, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 
@@ -22,6 +22,24 @@ class Strict(BaseModel):
     model_config = ConfigDict(
         alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
     )
+
+
+def merged_with(default: Callable[[], dict[str, Any]]) -> BeforeValidator:
+    """A map given partially keeps the default keys it does not mention; `key: null` removes one.
+
+    `pulumi config set --path '...routerIds.external' 60` writes that one key, so replacing
+    the whole default map would drop the others (e.g. Gluster's generated ping-timeout).
+    """
+
+    def merge(value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value  # the field's own type check reports it
+        return {k: v for k, v in {**default(), **value}.items() if v is not None}
+
+    return BeforeValidator(merge)
+
+
+MERGED_MAP_NOTE = "Given partially, it keeps the default keys you do not mention; `key: null` removes a default."
 
 
 # --------------------------------------------------------------------------- choices
@@ -131,6 +149,10 @@ def _seed_directors() -> list[Director]:
     ]
 
 
+def _seed_router_ids() -> dict[str, int]:
+    return {"external": 51, "internal": 52, "heartbeat": 53}
+
+
 class Vrrp(Strict):
     version: Literal[2, 3] = Field(
         3,
@@ -139,9 +161,9 @@ class Vrrp(Strict):
     advert_interval: float = Field(
         0.1, gt=0, le=255, description="Seconds between adverts. A backup takes over after about 3 adverts are missed, so 0.1 gives ~0.35 s takeover. Version 2 rounds it to whole seconds (the seed used 1)."
     )
-    router_ids: dict[str, int] = Field(
-        default_factory=lambda: {"external": 51, "internal": 52, "heartbeat": 53},
-        description="`virtual_router_id` of VI_1 (external), VI_2 (internal) and VI_3 (heartbeat); unique, 1-255.",
+    router_ids: Annotated[dict[str, int], merged_with(_seed_router_ids)] = Field(
+        default_factory=_seed_router_ids,
+        description="`virtual_router_id` of VI_1 (external), VI_2 (internal) and VI_3 (heartbeat); unique, 1-255. " + MERGED_MAP_NOTE,
     )
     check_interval_ms: int = Field(
         100, ge=20, le=1000, description="How often keepalived's HAProxy check polls HAProxy's loopback health port, so the VIPs leave a director whose HAProxy died within about this time."
@@ -315,14 +337,18 @@ class GlusterServer(Strict):
     resources: Resources = Field(default_factory=Resources, description="vCPU and memory.")
 
 
+def _default_volume_options() -> dict[str, str]:
+    return {"network.ping-timeout": "5", "cluster.heal-timeout": "10"}
+
+
 class GlusterVolume(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="Volume name.")
     replica: int = Field(1, ge=1, le=16, description="Replica count (1 = pure distribute). Bricks must be a multiple of it.")
     brick: int = Field(ge=1, le=16, description="Which brick disk of every server holds this volume (1 -> /export/brick1/data).")
     mountpoint: str = Field(pattern=r"^/[A-Za-z0-9_./-]+$", description="Where Docker hosts mount it.")
-    options: dict[str, str] = Field(
-        default_factory=lambda: {"network.ping-timeout": "5", "cluster.heal-timeout": "10"},
-        description="`gluster volume set` options. Gluster's 42 s ping-timeout stalls clients ~45 s when a server vanishes; 5 s keeps a web request's stall short.",
+    options: Annotated[dict[str, str], merged_with(_default_volume_options)] = Field(
+        default_factory=_default_volume_options,
+        description="`gluster volume set` options. Gluster's 42 s ping-timeout stalls clients ~45 s when a server vanishes; 5 s keeps a web request's stall short. " + MERGED_MAP_NOTE,
     )
 
 
@@ -378,7 +404,7 @@ class Cluster(Strict):
 
 
 class Libvirt(Strict):
-    uri: str = Field("qemu:///system", description="Default libvirt connection URI (`qemu+ssh://user@host/system` for a remote host).")
+    uri: str = Field("qemu:///system", description="Default libvirt connection URI (`qemu+ssh://user@host/system` for a remote host: with a user and without a port, as the provider dials it).")
     domain_type: Literal["kvm", "qemu"] = Field("kvm", description="`kvm`, or `qemu` on hosts without /dev/kvm.")
     pool_path: str = Field("/var/lib/libvirt/images/ha-web-cluster", description="Directory of the storage pool.")
     host_address: Optional[ipaddress.IPv4Address] = Field(

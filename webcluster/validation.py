@@ -11,13 +11,17 @@ import ipaddress
 import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator
+from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
 from .model import SECRET_KEYS, StackConfig
 
 HOSTNAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+SSH_PORT = 22
 MIN_RAID_DISKS = {0: 2, 1: 2, 5: 3, 6: 4, 10: 4}
+# Ports a director's own daemons listen on (on every address), so HAProxy cannot bind them.
+DIRECTOR_PORTS = {22: "sshd", 53: "dnsmasq (DNS)"}
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,11 @@ class ConfigError(Exception):
     def __init__(self, problems: list[Problem]):
         self.problems = problems
         super().__init__("\n".join(str(p) for p in problems))
+
+
+def count_phrase(n: int, noun: str) -> str:
+    """`1 error`, `2 errors`."""
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 def _loc_to_path(loc: Iterable[Any]) -> str:
@@ -265,6 +274,9 @@ def _check_services(config: StackConfig) -> Iterator[Problem]:
     used_ports = [(f"cluster.haproxy.services[{i}].port", s.port) for i, s in enumerate(c.haproxy.services)]
     used_ports.append(("cluster.haproxy.stats.port", c.haproxy.stats.port))
     used_ports.append(("cluster.haproxy.tuning.healthPort", c.haproxy.tuning.health_port))
+    for path, port in used_ports:
+        if port in DIRECTOR_PORTS:
+            yield Problem(path, f"port {port} is already used on the directors by {DIRECTOR_PORTS[port]}: pick another port")
     yield from _duplicates(used_ports, "port")
     yield from _duplicates([(f"cluster.haproxy.services[{i}].name", s.name) for i, s in enumerate(c.haproxy.services)], "service name")
     sections = [(f"cluster.haproxy.services[{i}].backend", topo.backend_section(s)) for i, s in enumerate(c.haproxy.services)]
@@ -281,8 +293,10 @@ def _check_services(config: StackConfig) -> Iterator[Problem]:
             if name not in container_names:
                 yield Problem(f"{base}.containers[{j}]", f"no container named {name!r}")
         members = topo.service_members(s)
-        if not members:
-            yield Problem(f"{base}.containers", f"service {s.name} has no container (none uses storage {s.storage!r})")
+        if s.containers == []:
+            yield Problem(f"{base}.containers", f"is an empty list, so service {s.name} has no server: name its containers, or remove the key to use every container on storage {s.storage!r}")
+        elif not members:
+            yield Problem(f"{base}.containers", f"service {s.name} has no container: {_why_no_container(config, s.storage)}")
         for _, k in members:
             if k.docroot != s.storage:
                 yield Problem(f"{base}.containers", f"container {k.name} serves {k.docroot!r}, not the service's storage {s.storage!r}")
@@ -296,6 +310,14 @@ def _check_services(config: StackConfig) -> Iterator[Problem]:
     for j, net in enumerate(c.haproxy.stats.admin_networks):
         if net not in ("external", "internal", "heartbeat"):
             yield Problem(f"cluster.haproxy.stats.adminNetworks[{j}]", f"unknown network {net!r}")
+
+
+def _why_no_container(config: StackConfig, storage: str) -> str:
+    """Name the cause: Docker hosts given an explicitly empty container list, or no container on the storage."""
+    emptied = [f"cluster.backends[{i}].containers" for i, b in enumerate(config.cluster.backends) if "containers" in b.model_fields_set and not b.containers]
+    if emptied and not any(k.docroot == storage for b in config.cluster.backends for k in b.containers):
+        return f"{' and '.join(emptied)} {'is an empty list' if len(emptied) == 1 else 'are empty lists'} and no other container uses storage {storage!r}"
+    return f"none uses storage {storage!r}"
 
 
 def _check_storage(config: StackConfig) -> Iterator[Problem]:
@@ -315,6 +337,7 @@ def _check_storage(config: StackConfig) -> Iterator[Problem]:
         yield Problem("cluster.gluster.servers", "volumes are defined but there is no Gluster server")
     yield from _duplicates([(f"cluster.gluster.volumes[{i}].name", v.name) for i, v in enumerate(g.volumes)], "volume name")
     yield from _duplicates([(f"cluster.gluster.volumes[{i}].mountpoint", v.mountpoint) for i, v in enumerate(g.volumes)], "mountpoint")
+    yield from _duplicates([(f"cluster.gluster.volumes[{i}].brick", v.brick) for i, v in enumerate(g.volumes)], "brick")
     for i, v in enumerate(g.volumes):
         if v.name == "nfs":
             yield Problem(f"cluster.gluster.volumes[{i}].name", "'nfs' is the name of the NAS storage")
@@ -335,9 +358,30 @@ def _check_platform(config: StackConfig) -> Iterator[Problem]:
         if host not in lv.hosts:
             yield Problem(f"libvirt.placement.{node}", f"unknown host {host!r} (define it under libvirt.hosts)")
     if config.hypervisor.value == "libvirt":
+        yield from _check_libvirt_uris(config)
         yield from _check_libvirt_host_address(config)
     else:
         yield from _check_virtualbox(config)
+
+
+def _check_libvirt_uris(config: StackConfig) -> Iterator[Problem]:
+    """SSH URIs as terraform-provider-libvirt v0.8.1 dials them (libvirt/uri/ssh.go, `dialHost`).
+
+    It dials `u.Host` - host *and* port - as the host name (`net.JoinHostPort(u.Host, port)`
+    gives `[hv1:2222]:2222`), so a URI with any port fails and only port 22 is reachable; and it logs in as
+    `u.User.Username()`, an empty name when the URI has no `user@` (its `~/.ssh/config` `User`
+    lookup only applies on an error), while Pulumi's own hop to the nodes needs a user too.
+    """
+    uris = [("libvirt.uri", config.libvirt.uri)] + [(f"libvirt.hosts.{name}", uri) for name, uri in sorted(config.libvirt.hosts.items())]
+    for key, uri in uris:
+        parsed = urlsplit(uri)
+        if not parsed.scheme.endswith("+ssh"):
+            continue
+        if not parsed.username:
+            yield Problem(key, f"{uri} names no user: the libvirt provider would log in with an empty user name; write {parsed.scheme}://USER@{parsed.netloc or 'HOST'}{parsed.path}")
+        host_port = parsed.netloc.rsplit("@", 1)[-1]
+        if ":" in (host_port.rsplit("]", 1)[-1] if host_port.startswith("[") else host_port):
+            yield Problem(key, f"{uri} names a port: the libvirt provider (v0.8.1) dials 'host:port' as the host name, so no URI with a port connects (not even :22); drop it, the provider always uses port {SSH_PORT}")
 
 
 def _check_libvirt_host_address(config: StackConfig) -> Iterator[Problem]:

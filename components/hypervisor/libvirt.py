@@ -21,11 +21,18 @@ import pulumi_libvirt as libvirt
 
 from webcluster.model import StackConfig
 from webcluster.topology import Node, Topology
+from webcluster.validation import SSH_PORT
 
 from ..secrets import SshAccess
 from .base import ROOT_DISK_MIB, CloudInit, Machine, NodeVm, connection, proxy
 
 DEFAULT_HOST = "default"
+# terraform-provider-libvirt v0.8.1 updates these in place (libvirt/resource_libvirt_domain.go:
+# `network_interface` and `cloudinit` have no ForceNew): a replaced Network would leave running
+# guests on its deleted bridge, and a new seed would only be read at the next boot, with no step
+# re-run. Replacing the domain instead boots it on the new network with the new seed (a new
+# cloud-init instance-id, so the new addresses apply), and its new id re-runs its steps.
+DOMAIN_REPLACE_ON = ["networkInterfaces[*].networkId", "cloudinit"]
 POOL_NAME = "ha-web-cluster"
 MIB = 1024 * 1024
 
@@ -40,11 +47,15 @@ def host_uri(config: StackConfig, host: str) -> str:
 
 
 def ssh_hop(uri: str) -> Optional[tuple[str, int, str]]:
-    """(host, port, user) of a `qemu+ssh://` URI - the hop to a remote hypervisor host - else None."""
+    """(host, port, user) of a `qemu+ssh://` URI - the hop to a remote hypervisor host - else None.
+
+    The same host, port and user the libvirt provider dials: validation (`libvirt.uri`) admits
+    only `+ssh` URIs with a user and without a port, so the port is always 22.
+    """
     parsed = urlparse(uri)
     if not parsed.scheme.endswith("+ssh") or not parsed.hostname:
         return None
-    return parsed.hostname, parsed.port or 22, parsed.username or "root"
+    return parsed.hostname, SSH_PORT, parsed.username or ""
 
 
 def host_address_xslt(address: str) -> str:
@@ -180,7 +191,7 @@ class LibvirtPlatform(pulumi.ComponentResource):
             cloudinit=seed.id,
             xml=libvirt.DomainXmlArgs(xslt=nic_address_xslt(nic_slots([nic.name for nic in node.nics]))),
             consoles=[libvirt.DomainConsoleArgs(type="pty", target_type="serial", target_port="0")],
-            opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=list(boot_after))),
+            opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=list(boot_after), replace_on_changes=DOMAIN_REPLACE_ON)),
         )
         return vm.finish(Machine(node.name, (domain,), domain.id, connection(str(node.internal_address), self._ssh, proxy=self._proxy)))
 

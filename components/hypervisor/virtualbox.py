@@ -10,7 +10,10 @@ forwards on localhost (``virtualbox.sshBasePort`` + node index) and every other 
 through the master director as a bastion.
 
 Any change to a command's text replaces it (delete, then create): VBoxManage objects
-cannot be edited in place by re-running their create command.
+cannot be edited in place by re-running their create command. Any other input change
+(stdin, the interpreter) re-runs create in place, and a failed create is retried on what it
+left, so every create starts by looking at what exists (see vboxmanage.py). Scripts run
+under /bin/sh, named explicitly (vboxmanage.INTERPRETER).
 """
 
 from __future__ import annotations
@@ -95,6 +98,7 @@ class VirtualBoxPlatform(pulumi.ComponentResource):
             stdin=stdin,
             triggers=[digest, *triggers],
             add_previous_output_in_env=False,
+            interpreter=vbm.INTERPRETER,
             opts=pulumi.ResourceOptions(parent=parent, depends_on=list(depends_on), delete_before_replace=True),
         )
 

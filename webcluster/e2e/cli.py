@@ -8,9 +8,11 @@ from typing import Callable
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from ..stackfile import load_stack_file, stack_path
     from .run import e2e_run, write_results
     from .shell import exit_on_sigterm
 
+    load_stack_file(stack_path(args.stack))  # a bad stack is a clear error (exit 2) before any guest work
     exit_on_sigterm()
     report = e2e_run(args.stack, args.keep)
     print(report.table())

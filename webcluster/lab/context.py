@@ -11,6 +11,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Optional
 
+from ..errors import UsageError
 from ..model import Director
 from ..stackfile import load_stack_file
 from ..topology import Topology
@@ -28,7 +29,7 @@ class LabContext:
     def current(cls) -> "LabContext":
         state = LabState.load()
         if state is None or not state.complete:
-            raise RuntimeError("no complete lab is up: run `python -m webcluster lab up` first")
+            raise UsageError("no complete lab is up: run `python -m webcluster lab up` first")
         return cls(state)
 
     @cached_property

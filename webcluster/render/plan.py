@@ -7,9 +7,12 @@ them on disk for `python -m webcluster render`.
 from __future__ import annotations
 
 import hashlib
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Union
+
+from ..errors import UsageError
 
 Content = Union[str, bytes]
 
@@ -116,8 +119,27 @@ class ClusterPlan:
         return done
 
 
+RENDER_MARK = ".hawc-render"  # marks a folder as written by write_plan, so a new render may replace it
+
+
+def _fresh_output(out: Path) -> None:
+    """Empty `out` if it holds an earlier render (no stale node folders survive), refuse any other
+    non-empty folder: replacing a tree we did not write could delete someone's files."""
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out}: is a file, not a folder")
+    if out.is_dir() and any(out.iterdir()):
+        if not (out / RENDER_MARK).is_file():
+            raise UsageError(f"--out {out}: folder is not empty and holds no earlier render ({RENDER_MARK}): give a new or empty folder")
+        for child in out.iterdir():
+            shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+    (out / RENDER_MARK).write_text("written by `python -m webcluster render`; the next render replaces this folder\n")
+
+
 def write_plan(plan: ClusterPlan, out: Path) -> list[Path]:
-    """Write every node's files under out/<node>/<abs path>, steps under out/<node>/steps/."""
+    """Write every node's files under out/<node>/<abs path>, steps under out/<node>/steps/,
+    replacing an earlier render in `out`."""
+    _fresh_output(out)
     written: list[Path] = []
     for node in plan.nodes.values():
         root = out / node.name
