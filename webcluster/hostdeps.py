@@ -35,6 +35,7 @@ PACKAGES: dict[str, tuple[str, ...]] = {
     "e2fsprogs": ("mkfs.ext4",),
     "nftables": ("nft",),
     "nmap": ("nmap",),  # the lab's port scan from the client namespace
+    "iputils-ping": ("ping",),  # the lab's "nothing inside answers" proof
     "isc-dhcp-client": ("dhclient",),
     "openssl": ("openssl",),
     # the daemons the lab runs and whose validators `check` calls

@@ -11,6 +11,7 @@ import ipaddress
 import os
 import signal
 import subprocess
+import sys
 import time
 import xml.etree.ElementTree as ET
 from contextlib import contextmanager
@@ -112,7 +113,7 @@ def nothing_inside_answers(lab: LabContext) -> list[str]:
     with routes_via_vip(lab):
         pings = [a for a in inside if in_client(["ping", "-c", "1", "-W", "1", a], 10).returncode == 0]
         web = in_client(["curl", "-sS", "-o", "/dev/null", "--max-time", "2", container], 10)
-        dns = in_client(["python3", "-c", _DNS_QUERY, dns_server, f"{backend.name}.{c.domain}"], 10)
+        dns = in_client([sys.executable, "-c", _DNS_QUERY, dns_server, f"{backend.name}.{c.domain}"], 10)
     assert not pings, f"answered a ping from the client: {pings}"
     assert web.returncode == 28, f"container {container}: curl exit {web.returncode} ({web.stderr.strip()}), expected a timeout (28)"
     assert dns.stdout.strip() == "no answer", f"dnsmasq on {dns_server} answered the client: {dns.stdout.strip()} {dns.stderr.strip()}"
@@ -145,7 +146,7 @@ def _tcp_verdict(node: str, address: str, port: int) -> str:
         "except ConnectionRefusedError:\n print('refused')\n"
         "except OSError:\n print('dropped')\n"
     )
-    return sandbox(node).run(["python3", "-c", script, address, str(port)], check=False, timeout=10).stdout.strip()
+    return sandbox(node).run([sys.executable, "-c", script, address, str(port)], check=False, timeout=10).stdout.strip()
 
 
 def storage_access(lab: LabContext) -> list[str]:
