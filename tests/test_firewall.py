@@ -72,7 +72,7 @@ def test_pacemaker_opens_corosync_to_peers_and_qnetd_to_directors_only() -> None
     (knet,) = rules_of(topo, "cluster1", "corosync")
     assert (knet.proto, knet.ports, knet.sources, knet.iif) == ("udp", ("5405",), ("10.0.50.2", "10.0.50.3"), "enp0s9")
     (qnetd,) = rules_of(topo, "nas", "corosync-qnetd")
-    assert (qnetd.ports, qnetd.sources) == (("5403",), ("10.0.100.1", "10.0.100.50", "10.0.100.51"))
+    assert (qnetd.ports, qnetd.sources) == (("5403",), ("10.0.100.1", "10.0.100.50", "10.0.100.51", "10.0.100.200"))
     assert rules_of(Topology(StackConfig()), "nas", "corosync-qnetd") == []  # keepalived: no arbitrator
 
 

@@ -104,8 +104,7 @@ def allowed(topo: Topology, node: Node) -> list[Allow]:
             rules.append(Allow("DHCP replies", "udp", ("68",), sport=67))
     arb = _arbitrator(topo)
     if arb == node.name:
-        directors = address_list(d.internal for d in topo.cluster.directors)
-        rules.append(Allow("corosync-qnetd from the directors", "tcp", (str(QNETD_PORT),), directors))
+        rules.append(Allow("corosync-qnetd from the directors", "tcp", (str(QNETD_PORT),), director_addresses(topo)))
     return rules
 
 
