@@ -171,7 +171,7 @@ def _gluster(topo: Topology, node: Node) -> list[Allow]:
 
 
 def director_addresses(topo: Topology) -> tuple[str, ...]:
-    """Where HAProxy's connections to the containers come from."""
+    """The directors' internal addresses and the internal VIP: where their connections into the internal network (HAProxy, qdevice) come from."""
     return address_list([d.internal for d in topo.cluster.directors] + [topo.cluster.vips.internal])
 
 
