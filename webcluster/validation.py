@@ -15,6 +15,7 @@ from typing import Any, Iterable, Iterator
 from pydantic import ValidationError
 
 from .model import SECRET_KEYS, StackConfig
+from .render.serving import keepalived_order_problem
 
 HOSTNAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 MIN_RAID_DISKS = {0: 2, 1: 2, 5: 3, 6: 4, 10: 4}
@@ -193,6 +194,10 @@ def _check_directors(config: StackConfig) -> Iterator[Problem]:
     yield from _duplicates([(f"cluster.vrrp.routerIds.{k}", v) for k, v in ids.items()], "router id")
     if config.ha_stack.value == "keepalived" and c.vrrp.version == 2 and c.vrrp.advert_interval != int(c.vrrp.advert_interval):
         yield Problem("cluster.vrrp.advertInterval", "VRRP version 2 only supports whole seconds; use version 3 for sub-second adverts")
+    if config.ha_stack.value == "keepalived" and len(c.directors) >= 2:
+        clash = keepalived_order_problem(c.directors)
+        if clash:
+            yield Problem(f"cluster.directors[{clash[0]}].priority", clash[1])
     if config.ha_stack.value == "pacemaker":
         yield from _check_pacemaker(config)
 
