@@ -55,6 +55,7 @@ def test_keepalived_and_pacemaker_weigh_the_same_check() -> None:
             program = plan.nodes[d].files[serving.BACKENDS_UP]
             assert program.mode == 0o755 and str(program.content).startswith("#!/usr/bin/python3 -IS\n")
             assert f'SOCKET = "{serving.STATS_SOCKET}"' in str(program.content)
+            assert any(serving.BACKENDS_UP in s.files for s in plan.nodes[d].steps), f"{stack}: no step installs it on {d}"
     haproxy = str(render_cluster(config()).nodes["cluster1"].files["/etc/haproxy/haproxy.cfg"].content)
     assert f"stats socket {serving.STATS_SOCKET} " in haproxy  # the socket the check reads is the one HAProxy opens
 

@@ -160,7 +160,6 @@ class PacemakerStack:
     def add_director(self, b: NodeBuilder, director: Director, haproxy_step: StepRef) -> Step:
         """Steps 50-55 run in name order on each director; the master also loads the CIB once all have joined."""
         self._add_corosync(b, haproxy_step)
-        serving.add_check_program(b)  # run by the backends-up clone the CIB declares
         if self.arbitrator:
             self._add_qdevice(b, self.arbitrator)
         pacemaker = self._add_pacemaker(b)
@@ -211,7 +210,8 @@ class PacemakerStack:
         )
 
     def _add_pacemaker(self, b: NodeBuilder) -> Step:
-        files = [b.raw(HACLUSTER_PASSWORD, placeholders.secret("haclusterPassword"), mode=0o600)]
+        """Also installs the program the backends-up clone runs (it must be there before the CIB names it)."""
+        files = [b.raw(HACLUSTER_PASSWORD, placeholders.secret("haclusterPassword"), mode=0o600), serving.add_check_program(b)]
         agent = self.pm.fence_agent(self.topo.config.hypervisor)
         if agent:
             files.append(b.raw(FENCE_PASSWORD, placeholders.secret("fencePassword"), mode=0o600))
