@@ -149,7 +149,8 @@ def test_haproxy_carries_the_seeds_deviations(dev_plan: ClusterPlan) -> None:
 def test_keepalived_priorities_router_ids_vips_and_check_script(dev_plan: ClusterPlan) -> None:
     for director, (priority, state, *_rest) in DIRECTORS.items():
         conf = text(dev_plan, director, "/etc/keepalived/keepalived.conf")
-        assert lines(keepalived_block(conf, "vrrp_sync_group VG1")) == ["vrrp_sync_group VG1 {", "group {", "VI_1", "VI_2", "}", "}"]
+        group = ["vrrp_sync_group VG1 {", "group {", "VI_1", "VI_2", "}", "track_script {", "chk_backends weight -61", "}", "}"]
+        assert lines(keepalived_block(conf, "vrrp_sync_group VG1")) == group  # 61 = 150 - 90 + 1
         script = re.search(r'vrrp_script chk_haproxy \{\s*script "([^"]+)"', conf)
         assert script is not None
         check = dev_plan.nodes[director].files[script.group(1)]
@@ -158,6 +159,8 @@ def test_keepalived_priorities_router_ids_vips_and_check_script(dev_plan: Cluste
             block = lines(keepalived_block(conf, f"vrrp_instance {instance}"))
             assert {f"state {state}", f"interface {interface}", f"virtual_router_id {router_id}", f"priority {priority}", f"{vip} dev {interface}"} <= set(block)
             assert ("chk_haproxy" in block) == (instance != "VI_3")
+            # standbys wait before taking the VIPs from a master that merely ranks lower; keepalived ignores it on a MASTER
+            assert ("preempt_delay 3" in block) == (state == "BACKUP" and instance != "VI_3")
 
 
 def test_dnsmasq_on_the_master_serves_the_seeds_range_and_reservations(dev_plan: ClusterPlan) -> None:

@@ -54,7 +54,7 @@ PACKAGES: dict[str, tuple[str, ...]] = {
     "corosync-qnetd": ("corosync-qnetd", "corosync-qnetd-tool", "corosync-qnetd-certutil"),
     "libnss3-tools": ("certutil",),
     "pacemaker": ("pacemakerd",),
-    "pacemaker-cli-utils": ("crm_verify", "cibadmin", "crm_resource", "crm_simulate", "crm_attribute", "crm_mon", "stonith_admin"),
+    "pacemaker-cli-utils": ("crm_verify", "cibadmin", "crm_resource", "crm_simulate", "crm_attribute", "crm_mon", "stonith_admin", "attrd_updater"),
     "crmsh": ("crm",),
     "resource-agents": ("/usr/lib/ocf/resource.d/heartbeat/IPaddr2",),
     "fence-agents": ("fence_virsh", "fence_vbox"),

@@ -225,6 +225,15 @@ class Pacemaker(Strict):
         return f"fence_{kind}"
 
 
+class ServingCheck(Strict):
+    hold_s: int = Field(
+        3,
+        ge=1,
+        le=60,
+        description="How long a director whose HAProxy sees no server UP in a backend, while another director sees some, waits before giving up the VIPs (keepalived `preempt_delay`, Pacemaker attribute dampening). Directors noticing the same outage a moment apart (every container stopped) stay as they are, so keep it above the spread of HAProxy's health checks across directors.",
+    )
+
+
 class Stats(Strict):
     port: int = Field(7000, ge=1, le=65535, description="HAProxy stats listener port, bound on the external VIP and the director's own internal address (the seed bound 0.0.0.0); reachable only from `cluster.adminNetworks`.")
     uri: str = Field("/haproxy?stats", description="Stats page path.")
@@ -387,6 +396,10 @@ class Cluster(Strict):
     vrrp: Vrrp = Field(default_factory=Vrrp, description="keepalived settings (haStack: keepalived).")
     pacemaker: Pacemaker = Field(default_factory=Pacemaker, description="Corosync/Pacemaker settings (haStack: pacemaker).")
     haproxy: Haproxy = Field(default_factory=Haproxy, description="Load balancer services, stats page and tuning.")
+    serving_check: ServingCheck = Field(
+        default_factory=ServingCheck,
+        description="Both HA stacks move the VIPs away from a director that cannot serve: one that lost its external or internal link, or whose HAProxy sees no server UP in a backend while another director sees some (see docs/deviations.md).",
+    )
     backends: list[Backend] = Field(default_factory=_seed_backends, description="Docker hosts and their containers.")
     nas: Nas = Field(default_factory=Nas, description="The NFS server.")
     gluster: Gluster = Field(default_factory=Gluster, description="The GlusterFS pool.")

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from pydantic import ValidationError
 
 from .model import SECRET_KEYS, StackConfig
+from .render.serving import keepalived_order_problem
 
 HOSTNAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 SSH_PORT = 22
@@ -202,6 +203,10 @@ def _check_directors(config: StackConfig) -> Iterator[Problem]:
     yield from _duplicates([(f"cluster.vrrp.routerIds.{k}", v) for k, v in ids.items()], "router id")
     if config.ha_stack.value == "keepalived" and c.vrrp.version == 2 and c.vrrp.advert_interval != int(c.vrrp.advert_interval):
         yield Problem("cluster.vrrp.advertInterval", "VRRP version 2 only supports whole seconds; use version 3 for sub-second adverts")
+    if config.ha_stack.value == "keepalived" and len(c.directors) >= 2:
+        clash = keepalived_order_problem(c.directors)
+        if clash:
+            yield Problem(f"cluster.directors[{clash[0]}].priority", clash[1])
     if config.ha_stack.value == "pacemaker":
         yield from _check_pacemaker(config)
 

@@ -98,5 +98,5 @@ def add_lab_parser(sub: argparse._SubParsersAction, add_stack_args: Callable[[ar
     p.add_argument("--trials", type=int, default=5)
     p.add_argument("--requests", type=int, default=5000)
     p.add_argument("--quick", action="store_true", help="fewer trials and requests")
-    p.add_argument("--skip", nargs="*", default=[], help="parts to skip: takeover, load, ab, gluster, pacemaker (the same stack with haStack: pacemaker, last)")
+    p.add_argument("--skip", nargs="*", default=[], help="parts to skip: takeover, load, ab, gluster, serving (issue #17's faults), pacemaker (the same stack with haStack: pacemaker, last)")
     p.set_defaults(func=_locked(cmd_bench))

@@ -248,3 +248,10 @@ def main(only: list[str] | None = None) -> int:
     failed = sum(r[1] == "FAIL" for r in rows)
     print(f"{len(rows) - failed} passed, {failed} failed")
     return 1 if failed else 0
+
+
+# Issue #17: a director that cannot serve gives up the VIPs; faults that must move nothing (lab/serving_faults.py).
+from .serving_faults import FAULTS as _SERVING_FAULTS, scenario_for as _serving_scenario  # noqa: E402
+
+for _name in _SERVING_FAULTS:
+    scenario(_serving_scenario(_name))

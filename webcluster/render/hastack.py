@@ -11,7 +11,7 @@ from typing import Mapping, Protocol
 
 from ..model import Director
 from ..topology import Topology
-from . import placeholders
+from . import placeholders, serving
 from .builder import NodeBuilder
 from .plan import Step, StepRef
 
@@ -60,6 +60,7 @@ class KeepalivedStack:
         for inst, network in zip(instances, ("external", "internal", "heartbeat")):
             inst["src"] = str(getattr(director, network))
             inst["peers"] = [str(getattr(p, network)) for p in peers]
+        backends_up = serving.add_check_program(b)
         advert = vrrp.advert_interval if vrrp.version == 3 else max(1, round(vrrp.advert_interval))
         conf = b.file(
             KEEPALIVED_CONF,
@@ -71,12 +72,16 @@ class KeepalivedStack:
             vrrp_password=placeholders.secret("vrrpAuthPass"),
             check_script=CHECK_HAPROXY,
             instances=instances,
+            backends_script=backends_up,
+            backends_weight=serving.weight(self.topo.directors),
+            # keepalived ignores preempt_delay on an instance that starts as MASTER (and says so)
+            preempt_delay=None if director.name == self.topo.master.name else c.serving_check.hold_s,
         )
         return b.step(
             "50-keepalived",
             "keepalived VRRP (VIPs follow the highest-priority director whose HAProxy is alive)",
             "steps/director/50-keepalived.sh.j2",
-            files=[conf, check],
+            files=[conf, check, backends_up],
             after=[haproxy_step],
             priority=director.priority,
         )
