@@ -23,6 +23,7 @@ Progress = Callable[[str], None]
 # Rendered steps that only configure (no package installs, no systemd): the lab runs them as they are.
 LAB_STEPS = {ROLE_DIRECTOR: ("10-sysctl", "20-nat"), ROLE_GLUSTER: ("20-peers", "30-volumes"), ROLE_BACKEND: ("30-content",)}
 NFS_SHARE = LAB_ROOT / "shared" / "nfs"  # stands in for the NAS's NFSv4 root
+FSTAB = "/etc/ha-web-cluster/fstab"  # the docroot mounts the rendered files give a Docker host
 
 
 class LabError(RuntimeError):
@@ -156,18 +157,32 @@ def _dhcp_clients(topo: Topology, step: Progress) -> None:
 
 
 def _mount_docroots(state: LabState, topo: Topology, node: NodePlan, name: str) -> None:
-    """Mount what the node's rendered fstab lists: NFS as the lab's shared directory, Gluster for real."""
-    fstab = node.files["/etc/ha-web-cluster/fstab"].content
+    mount_fstab(state, name, str(node.files[FSTAB].content))
+
+
+def mount_fstab(state: LabState, name: str, fstab: str, after_power_off: bool = False) -> None:
+    """Mount what the node's rendered fstab lists: NFS as the lab's shared directory, Gluster for real.
+    After a power-off (the FUSE clients killed) the Gluster mounts are made afresh, as at boot."""
     sb = sandbox(name)
-    for line in str(fstab).splitlines():
+    for line in fstab.splitlines():
         if not line.strip() or line.startswith("#"):
             continue
         source, target, fstype, options = line.split()[:4]
         _ensure_host_dir(state, target)
         if fstype.startswith("nfs"):
-            sb.run(["mount", "--bind", str(NFS_SHARE), target])
+            if sb.run(["mountpoint", "-q", target], check=False).returncode != 0:
+                sb.run(["mount", "--bind", str(NFS_SHARE), target])
         else:
+            if after_power_off:
+                sb.run(["umount", "-l", target], check=False)
             gluster.mount_volume(sb, source, target, options)
+
+
+def boot_mounts(state: LabState, name: str) -> None:
+    """What a powered-on node mounts at boot: its rendered fstab, read from its own /etc (if it has one)."""
+    path = sandbox(name).path(FSTAB)
+    if path.exists():
+        mount_fstab(state, name, path.read_text(), after_power_off=True)
 
 
 def wait_for_vip(topo: Topology, vip: str, timeout: float) -> str:
@@ -212,7 +227,7 @@ def down(progress: Progress = print) -> None:
     gluster.detach_loops(state)
     for sub in ("shared", "logs", "bricks", "nodes"):
         shutil.rmtree(LAB_ROOT / sub, ignore_errors=True)
-    for f in ("state.json", "secrets.json", "fence.sock"):
+    for f in ("state.json", "secrets.json", "fence.sock", "faults.json", "faults.lock"):
         (LAB_ROOT / f).unlink(missing_ok=True)
     progress(f"lab down: removed {len(names)} namespaces")
 
