@@ -16,7 +16,7 @@ import pytest
 from webcluster import netns
 from webcluster.lab import lifecycle, scenarios
 from webcluster.lab.context import LabContext
-from webcluster.lab.state import LINK_PREFIX, NETNS_PREFIX, LabState, exclusive
+from webcluster.lab.state import LINK_PREFIX, NETNS_PREFIX, LabState, exclusive, faults_in_force
 from webcluster.stackfile import load_stack_file
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,6 +67,7 @@ def test_up_again_is_harmless(lab):
 def test_scenario(lab, name):
     notes = scenarios.SCENARIOS[name](lab)
     assert notes
+    assert faults_in_force() == {}, "the scenario left a fault in force (its faults go through webcluster.lab.faults and are undone)"
 
 
 def test_down_after_a_half_finished_up_removes_everything(lab, monkeypatch):

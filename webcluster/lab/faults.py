@@ -14,6 +14,7 @@ from __future__ import annotations
 import signal
 from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
+from ..netns import CommandError
 from . import apache, network, pacemaker, power, processes
 from .lifecycle import boot_mounts
 from .state import CLIENT, NETWORKS, faults_in_force, record_fault
@@ -32,9 +33,10 @@ class FaultError(RuntimeError):
     """A verb that cannot act now, with what to do first."""
 
 
-def known(kind: str, name: str, names: Sequence[str]) -> str:
+def known(kind: str, name: str, names: Sequence[str], where: str = "") -> str:
+    """name, if it is one of names; else UnknownName listing them (`where`: e.g. " on cluster1")."""
     if name not in names:
-        raise UnknownName(f"unknown {kind} {name!r}; known {kind}s: {', '.join(names) or 'none'}")
+        raise UnknownName(f"unknown {kind} {name!r}{where}; known{' there' if where else ''}: {', '.join(names) or 'none'}")
     return name
 
 
@@ -106,7 +108,7 @@ def start(lab: "LabContext", container: str) -> None:
 
 def check_daemon(lab: "LabContext", daemon: str, node: str) -> None:
     known("node", node, nodes(lab))
-    known(f"daemon on {node}", daemon, daemons(lab, node))
+    known("daemon", daemon, daemons(lab, node), f" on {node}")
 
 
 def kill(lab: "LabContext", daemon: str, node: str) -> None:
@@ -124,7 +126,7 @@ def start_daemon(lab: "LabContext", daemon: str, node: str) -> None:
 
 def cut_networks(lab: "LabContext", node: str, link: Optional[str]) -> list[str]:
     known("node", node, nodes(lab))
-    return [known(f"network of {node}", link, networks(lab, node))] if link else networks(lab, node)
+    return [known("network", link, networks(lab, node), f" on {node}")] if link else networks(lab, node)
 
 
 def cut(lab: "LabContext", node: str, link: Optional[str] = None) -> None:
@@ -159,8 +161,8 @@ def power_on(lab: "LabContext", node: str) -> None:
     known("node", node, nodes(lab))
     if lab.pacemaker and node in {d.name for d in lab.directors}:
         pacemaker.power_on(lab.state, node)
-    elif power.power_on(lab.state, node):
-        boot_mounts(lab.state, node)
+    else:
+        power.power_on(lab.state, node, boot=lambda: boot_mounts(lab.state, node))
     still_cut = [f["network"] for f in faults_in_force().values() if f["kind"] == "cut" and f["node"] == node]
     if still_cut:
         network.set_links(lab.state, node, up=False, links=network.node_links(lab.state, lab.topo, node, still_cut))
@@ -174,7 +176,12 @@ def degrade(lab: "LabContext", net: str, delay_ms: float = 0, loss_pct: float = 
     """Delay and lose packets on a whole network (tc netem on every NIC's cable); both 0 clears it."""
     known("network", net, list(NETWORKS))
     links = [link for node in [*nodes(lab), CLIENT] for link in network.node_links(lab.state, lab.topo, node, [net])]
-    network.set_netem(links, delay_ms, loss_pct)
+    try:
+        network.set_netem(links, delay_ms, loss_pct)
+    except CommandError as exc:
+        if "qdisc kind is unknown" in str(exc):
+            raise FaultError("this kernel has no netem (CONFIG_NET_SCH_NETEM, module sch_netem): it cannot delay or lose packets") from None
+        raise
     fault = {"kind": "degrade", "network": net, "delay_ms": delay_ms, "loss_pct": loss_pct} if delay_ms or loss_pct else None
     record_fault(f"degrade {net}", fault)
 
