@@ -18,29 +18,20 @@ from typing import Iterator
 
 import pytest
 
-from webcluster.lab import faults, lifecycle, power, probe, processes, watch
+from conftest import running_lab
+from webcluster.lab import faults, power, probe, processes, watch
 from webcluster.lab.context import LabContext
-from webcluster.lab.state import exclusive, faults_in_force
-from webcluster.stackfile import load_stack_file
+from webcluster.lab.state import faults_in_force
 from webcluster.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 DEV = ROOT / "Pulumi.dev.yaml"
 
 
-def quiet(_msg: str) -> None:
-    pass
-
-
 @pytest.fixture(scope="module")
 def lab() -> Iterator[LabContext]:
-    with exclusive():  # a lab command running elsewhere on this machine finishes first
-        lifecycle.down(progress=quiet)
-        try:
-            lifecycle.up(load_stack_file(DEV), str(DEV), progress=quiet)
-            yield LabContext.current()
-        finally:
-            lifecycle.down(progress=quiet)
+    with running_lab(DEV) as context:
+        yield context
 
 
 @pytest.fixture

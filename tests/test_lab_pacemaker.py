@@ -20,12 +20,13 @@ from typing import Iterator
 
 import pytest
 
+from conftest import running_lab
 from webcluster import netns
 from webcluster.lab import fence_lab, lifecycle, network, pacemaker, power, processes, scenarios
 from webcluster.lab.bench import AddressWatch
 from webcluster.lab.context import LabContext
 from webcluster.waiting import wait_until
-from webcluster.lab.state import LINK_PREFIX, NETNS_PREFIX, LabState, exclusive, netns_name, sandbox
+from webcluster.lab.state import LINK_PREFIX, NETNS_PREFIX, LabState, netns_name, sandbox
 from webcluster.render import pacemaker as rpm
 from webcluster.render import render_cluster
 from webcluster.stackfile import load_stack_file
@@ -47,13 +48,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def lab(stack: Path) -> Iterator[LabContext]:
-    with exclusive():  # a lab command running elsewhere on this machine finishes first
-        lifecycle.down(progress=quiet)
-        try:
-            lifecycle.up(load_stack_file(stack), str(stack), progress=quiet)
-            yield LabContext.current()
-        finally:
-            lifecycle.down(progress=quiet)
+    with running_lab(stack) as context:
+        yield context
 
 
 class HolderWatch:
