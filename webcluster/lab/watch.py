@@ -20,7 +20,7 @@ import time
 from collections import deque
 from typing import Any, Optional, TextIO
 
-from . import faults, probe
+from . import faults, network, probe
 from .context import LOAD_SCRIPT, LabContext
 from .state import CLIENT, netns_name
 
@@ -77,7 +77,8 @@ def snapshot(lab: LabContext, load: Optional[Probe]) -> dict[str, Any]:
     """What one screen shows, read from the lab now."""
     c = lab.topo.cluster
     snap: dict[str, Any] = {"time": time.strftime("%H:%M:%S"), "stack": lab.state.stack, "ha_stack": lab.topo.config.ha_stack.value}
-    snap["vips"] = {vip: lab.holders(vip) for vip in lab.vips}
+    held = {d.name: {a.split("/")[0] for a in network.addresses(d.name)} for d in lab.directors}  # one `ip` per director
+    snap["vips"] = {vip: [d for d, addresses in held.items() if vip in addresses] for vip in lab.vips}
     snap["nodes"] = faults.node_states(lab)
     snap["faults"] = list(faults.faults_in_force())
     try:
@@ -160,10 +161,12 @@ def run(lab: LabContext, duration: float, rate: float, out: TextIO = sys.stdout)
         load.close()
         for sig, handler in old.items():
             signal.signal(sig, handler)
-        if tty:
-            out.write(LEAVE)
-        out.flush()
-    took = time.monotonic() - started
-    for name, p in totals.items():
-        print(f"{name}: {p['requests']} requests in {took:.0f} s, {p['failed']} failed" + (f" (last: {p['last_error']})" if p["failed"] else ""), file=out)
+        try:
+            out.write(LEAVE if tty else "")
+            took = time.monotonic() - started
+            for name, p in totals.items():
+                out.write(f"{name}: {p['requests']} requests in {took:.0f} s, {p['failed']} failed" + (f" (last: {p['last_error']})" if p["failed"] else "") + "\n")
+            out.flush()
+        except OSError:  # the terminal is gone (an SSH hang-up): nothing left to give back
+            pass
     return 0
