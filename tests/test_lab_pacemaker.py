@@ -22,11 +22,11 @@ import pytest
 
 from conftest import running_lab
 from webcluster import netns
-from webcluster.lab import fence_lab, lifecycle, network, pacemaker, power, processes, scenarios
+from webcluster.lab import faults, fence_lab, lifecycle, network, pacemaker, power, processes, scenarios
 from webcluster.lab.bench import AddressWatch
 from webcluster.lab.context import LabContext
 from webcluster.waiting import wait_until
-from webcluster.lab.state import LINK_PREFIX, NETNS_PREFIX, LabState, netns_name, sandbox
+from webcluster.lab.state import LINK_PREFIX, NETNS_PREFIX, LabState, faults_in_force, netns_name, sandbox
 from webcluster.render import pacemaker as rpm
 from webcluster.render import render_cluster
 from webcluster.stackfile import load_stack_file
@@ -233,6 +233,20 @@ def test_haproxy_killed_on_the_active_director_moves_the_vips(lab: LabContext) -
     with HolderWatch(lab):
         notes = scenarios.SCENARIOS["haproxy_dies"](lab)
     assert notes and len(power.journal()) == before
+
+
+def test_heal_powers_on_a_director_pacemaker_fenced(lab: LabContext) -> None:
+    """`lab cut` the master: Pacemaker fences it (powered off for real); `lab heal` plugs it in and
+    powers it on, and it takes the VIPs back."""
+    master, standby1 = lab.directors[0].name, lab.directors[1].name
+    faults.cut(lab, master)
+    wait_holder(lab, standby1)
+    wait_until(f"{master} fenced", lambda: master in power.powered_off(), pacemaker.FAILOVER_TIMEOUT, 0.1)
+    assert faults.node_states(lab)[master] == "off"
+    done = faults.heal(lab)
+    assert done[0] == f"power on {master}" and faults_in_force() == {}, done
+    wait_holder(lab, master)
+    assert faults.node_states(lab)[master] == "up" and master not in power.powered_off()
 
 
 def test_down_leaves_nothing_running(lab: LabContext) -> None:

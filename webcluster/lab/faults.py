@@ -159,13 +159,12 @@ def power_off(lab: "LabContext", node: str) -> None:
 def power_on(lab: "LabContext", node: str) -> None:
     """Cables in (but those `lab cut` took out), its daemons started; a Docker host mounts its docroots again."""
     known("node", node, nodes(lab))
-    if lab.pacemaker and node in {d.name for d in lab.directors}:
-        pacemaker.power_on(lab.state, node)
-    else:
-        power.power_on(lab.state, node, boot=lambda: boot_mounts(lab.state, node))
     still_cut = [f["network"] for f in faults_in_force().values() if f["kind"] == "cut" and f["node"] == node]
-    if still_cut:
-        network.set_links(lab.state, node, up=False, links=network.node_links(lab.state, lab.topo, node, still_cut))
+    links = [link for link in network.node_links(lab.state, lab.topo, node) if link not in network.node_links(lab.state, lab.topo, node, still_cut)]
+    if lab.pacemaker and node in {d.name for d in lab.directors}:
+        pacemaker.power_on(lab.state, node, links=links)
+    else:
+        power.power_on(lab.state, node, boot=lambda: boot_mounts(lab.state, node), links=links)
     record_fault(f"power off {node}", None)
 
 
@@ -212,6 +211,7 @@ def heal(lab: "LabContext") -> list[str]:
     fenced by the HA stack), then the other faults, newest first. Returns what it did."""
     done = []
     for node in [n for n in nodes(lab) if n in power.powered_off()]:
+        plug(lab, node)  # its cables go in as it boots (Pacemaker's director waits to be back in the cluster)
         power_on(lab, node)
         done.append(f"power on {node}")
     for key, fault in reversed(list(faults_in_force().items())):

@@ -28,7 +28,7 @@ import shutil
 import signal
 import time
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import yaml
 
@@ -177,7 +177,7 @@ def start_director(state: LabState, node: str, qdevice: bool) -> None:
     processes.start(state, node, "pacemaker", ["pacemakerd"])
 
 
-def power_on(state: LabState, node: str, timeout: float = 60.0) -> None:
+def power_on(state: LabState, node: str, timeout: float = 60.0, links: Optional[Sequence[str]] = None) -> None:
     """A director's power button (power.power_on, corosync answering before the daemons after it);
     a director that was off counts as up once it is back in the cluster with its HAProxy running (bounded wait)."""
 
@@ -185,7 +185,7 @@ def power_on(state: LabState, node: str, timeout: float = 60.0) -> None:
         if role == "corosync":
             wait_for(f"corosync on {node}", lambda: corosync_ready(node), 30)
 
-    if power.power_on(state, node, ready):
+    if power.power_on(state, node, ready, links=links):
         wait_for(f"{node} back in the cluster with HAProxy running", lambda: haproxy_running(node), timeout, 0.5)
 
 

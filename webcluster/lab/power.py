@@ -112,12 +112,13 @@ def _journal(entry: dict[str, Any]) -> None:
         f.write(json.dumps(entry) + "\n")
 
 
-def power_on(state: LabState, node: str, ready: Callable[[str], None] = lambda _role: None, boot: Callable[[], None] = lambda: None) -> bool:
-    """The lab's power button: cables in, then every daemon the lab recorded for the node that is
-    not running, in the recorded order (`ready(role)` after each: wait until it answers). A node
-    that was off boots: an empty /run and /dev/shm, then `boot()` (its mounts) before the daemons.
-    Returns whether it was off."""
-    network.set_links(state, node, up=True)
+def power_on(state: LabState, node: str, ready: Callable[[str], None] = lambda _role: None, boot: Callable[[], None] = lambda: None,
+             links: Optional[Sequence[str]] = None) -> bool:
+    """The lab's power button: cables in (these links, all by default), then every daemon the lab
+    recorded for the node that is not running, in the recorded order (`ready(role)` after each:
+    wait until it answers). A node that was off boots: an empty /run and /dev/shm, then `boot()`
+    (its mounts) before the daemons. Returns whether it was off."""
+    network.set_links(state, node, up=True, links=links)
     was_off = not netns.pids_in(netns_name(node))
     if was_off:
         sandbox(node).clear_runtime()
