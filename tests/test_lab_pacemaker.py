@@ -20,13 +20,14 @@ from typing import Iterator
 
 import pytest
 
+from conftest import running_lab
 from webcluster import netns
-from webcluster.lab import fence_lab, lifecycle, network, pacemaker, power, processes, scenarios
+from webcluster.lab import faults, fence_lab, lifecycle, network, pacemaker, power, processes, scenarios
 from webcluster.lab.bench import AddressWatch
 from webcluster.lab.holders import HolderWatch
 from webcluster.lab.context import LabContext
 from webcluster.waiting import wait_until
-from webcluster.lab.state import LINK_PREFIX, NETNS_PREFIX, LabState, exclusive, netns_name, sandbox
+from webcluster.lab.state import LINK_PREFIX, NETNS_PREFIX, LabState, faults_in_force, netns_name, sandbox
 from webcluster.render import pacemaker as rpm
 from webcluster.render import render_cluster
 from webcluster.stackfile import load_stack_file
@@ -48,13 +49,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def lab(stack: Path) -> Iterator[LabContext]:
-    with exclusive():  # a lab command running elsewhere on this machine finishes first
-        lifecycle.down(progress=quiet)
-        try:
-            lifecycle.up(load_stack_file(stack), str(stack), progress=quiet)
-            yield LabContext.current()
-        finally:
-            lifecycle.down(progress=quiet)
+    with running_lab(stack) as context:
+        yield context
 
 
 def dsh(node: str, *argv: str) -> str:
@@ -209,6 +205,20 @@ def test_a_director_that_cannot_serve_gives_up_the_vips(lab: LabContext, name: s
     before = len(power.journal())
     assert scenarios.SCENARIOS[name](lab)
     assert len(power.journal()) == before
+
+
+def test_heal_powers_on_a_director_pacemaker_fenced(lab: LabContext) -> None:
+    """`lab cut` the master: Pacemaker fences it (powered off for real); `lab heal` plugs it in and
+    powers it on, and it takes the VIPs back."""
+    master, standby1 = lab.directors[0].name, lab.directors[1].name
+    faults.cut(lab, master)
+    wait_holder(lab, standby1)
+    wait_until(f"{master} fenced", lambda: master in power.powered_off(), pacemaker.FAILOVER_TIMEOUT, 0.1)
+    assert faults.node_states(lab)[master] == "off"
+    done = faults.heal(lab)
+    assert done[0] == f"power on {master}" and faults_in_force() == {}, done
+    wait_holder(lab, master)
+    assert faults.node_states(lab)[master] == "up" and master not in power.powered_off()
 
 
 def test_down_leaves_nothing_running(lab: LabContext) -> None:

@@ -38,6 +38,7 @@ PACKAGES: dict[str, tuple[str, ...]] = {
     "iputils-ping": ("ping",),  # the lab's "nothing inside answers" proof
     "isc-dhcp-client": ("dhclient",),
     "openssl": ("openssl",),
+    "tmux": ("tmux",),  # the lab test that drives `lab watch` in a terminal
     # the daemons the lab runs and whose validators `check` calls
     "haproxy": ("haproxy",),
     "keepalived": ("keepalived",),

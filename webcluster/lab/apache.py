@@ -6,10 +6,14 @@ Docker hosts get; only this stand-in for `docker run` is lab-specific.
 
 from __future__ import annotations
 
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..render.plan import NodePlan
+
+STOP_SIGNAL = signal.SIGWINCH  # php:apache's STOPSIGNAL: what `docker stop` sends (Apache's graceful stop)
+STOP_TIMEOUT = 10.0  # then `docker stop` kills, as processes.stop does
 
 APACHE_CONF = """# ha-web-cluster lab: stand-in for container {name} (docker run -p {bind}:{port}:80 -v {docroot}:/var/www/html {image})
 ServerRoot /etc/apache2

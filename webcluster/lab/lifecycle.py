@@ -15,7 +15,7 @@ from ..render.backend import BACKEND_CONTENT_STEP, NAS_CONTENT_STEP
 from ..render.firewall import FIREWALL_STEP
 from ..render.placeholders import fill
 from ..render.plan import ClusterPlan, NodePlan, RenderedFile
-from ..stackfile import LoadedStack
+from ..stackfile import LoadedStack, load_stack_file
 from ..topology import ROLE_BACKEND, ROLE_DIRECTOR, ROLE_GLUSTER, ROLE_NAS, Topology
 from . import apache, gluster, network, pacemaker, processes
 from .state import BRIDGES, LAB_ROOT, LINK_PREFIX, NETNS_PREFIX, LabState, lab_secrets, sandbox
@@ -31,6 +31,7 @@ LAB_STEPS = {
     ROLE_BACKEND: (BACKEND_CONTENT_STEP,),
 }
 NFS_SHARE = LAB_ROOT / "shared" / "nfs"  # stands in for the NAS's NFSv4 root
+FSTAB = "/etc/ha-web-cluster/fstab"  # the docroot mounts the rendered files give a Docker host
 
 
 class LabError(RuntimeError):
@@ -190,11 +191,15 @@ def export_options(exports: str, address: str) -> Optional[str]:
 
 
 def _mount_docroots(state: LabState, topo: Topology, node: NodePlan, name: str, nfs_options: Optional[str]) -> None:
+    mount_fstab(state, name, str(node.files[FSTAB].content), nfs_options)
+
+
+def mount_fstab(state: LabState, name: str, fstab: str, nfs_options: Optional[str], after_power_off: bool = False) -> None:
     """Mount what the node's rendered fstab lists: NFS as the lab's shared directory, on the terms
-    of the rendered export (refused when not exported to the node, read-only when `ro`); Gluster for real."""
-    fstab = node.files["/etc/ha-web-cluster/fstab"].content
+    of the rendered export (refused when not exported to the node, read-only when `ro`); Gluster for
+    real. After a power-off (the FUSE clients killed) the Gluster mounts are made afresh, as at boot."""
     sb = sandbox(name)
-    for line in str(fstab).splitlines():
+    for line in fstab.splitlines():
         if not line.strip() or line.startswith("#"):
             continue
         source, target, fstype, options = line.split()[:4]
@@ -202,11 +207,25 @@ def _mount_docroots(state: LabState, topo: Topology, node: NodePlan, name: str, 
         if fstype.startswith("nfs"):
             if nfs_options is None:
                 raise LabError(f"{name} mounts {source}, which the NAS does not export to it")
-            sb.run(["mount", "--bind", str(NFS_SHARE), target])
-            if "ro" in nfs_options.split(","):
-                sb.run(["mount", "-o", "remount,bind,ro", target])
+            if sb.run(["mountpoint", "-q", target], check=False).returncode != 0:
+                sb.run(["mount", "--bind", str(NFS_SHARE), target])
+                if "ro" in nfs_options.split(","):
+                    sb.run(["mount", "-o", "remount,bind,ro", target])
         else:
+            if after_power_off:
+                sb.run(["umount", "-l", target], check=False)
             gluster.mount_volume(sb, source, target, options)
+
+
+def boot_mounts(state: LabState, name: str) -> None:
+    """What a powered-on node mounts at boot: its rendered fstab, read from its own /etc (if it has
+    one), NFS on the terms of the NAS's rendered /etc/exports."""
+    path = sandbox(name).path(FSTAB)
+    if path.exists():
+        topo = Topology(load_stack_file(Path(state.stack_file)).config)
+        nas = topo.nodes_with_role(ROLE_NAS)[0]
+        exports = sandbox(nas.name).path("/etc/exports").read_text()
+        mount_fstab(state, name, path.read_text(), export_options(exports, str(topo.node(name).internal_address)), after_power_off=True)
 
 
 def wait_for_vip(topo: Topology, vip: str, timeout: float) -> str:
@@ -251,7 +270,7 @@ def down(progress: Progress = print) -> None:
     gluster.detach_loops(state)
     for sub in ("shared", "logs", "bricks", "nodes"):
         shutil.rmtree(LAB_ROOT / sub, ignore_errors=True)
-    for f in ("state.json", "secrets.json", "fence.sock"):
+    for f in ("state.json", "secrets.json", "fence.sock", "faults.json", "faults.lock"):
         (LAB_ROOT / f).unlink(missing_ok=True)
     progress(f"lab down: removed {len(names)} namespaces")
 

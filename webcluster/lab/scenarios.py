@@ -8,11 +8,10 @@ tests/test_lab.py run the same functions.
 from __future__ import annotations
 
 import re
-import signal
 import time
 from typing import Callable
 
-from . import pacemaker, probe, security
+from . import faults, pacemaker, probe, security
 from ..loss import loss_budget
 from ..waiting import wait_until
 from .context import LabContext
@@ -154,17 +153,17 @@ def containers_stopped(lab: LabContext) -> list[str]:
         try:
             for count in (1, 2):
                 chosen = victims[:count]
-                result = _under_load(lab, svc.port, lambda: [lab.kill(h, f"container:{c}", sig=signal.SIGWINCH) for h, c in chosen])
+                result = _under_load(lab, svc.port, lambda: [faults.stop(lab, c) for _, c in chosen])
                 took = _wait_states(lab, [c for _, c in chosen], "DOWN")
                 assert result["failed"] <= loss_budget(svc.mode.value, LOAD_CONCURRENCY), f"{svc.name}: {result['failed']} requests failed: {result['failures']}"
                 notes.append(f"{svc.name}, {count} stopped: DOWN {took:.1f} s after the load ended, {result['ok']}/{result['requests']} OK ({result['failed']} lost)")
-                for h, c in chosen:
-                    lab.restart(h, f"container:{c}")
+                for _, c in chosen:
+                    faults.start(lab, c)
                 _wait_states(lab, [c for _, c in chosen], "UP")
         finally:
             for h, c in victims:
                 if not _alive(lab, h, c):
-                    lab.restart(h, f"container:{c}")
+                    faults.start(lab, c)
     return notes
 
 

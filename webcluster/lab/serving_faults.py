@@ -17,9 +17,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-from .. import netns
 from ..waiting import wait_until
-from . import pacemaker, probe
+from . import faults, pacemaker, probe
 from .context import LabContext
 from .holders import HolderWatch
 from .state import sandbox
@@ -78,14 +77,10 @@ class ServiceProbe:
 # --------------------------------------------------------------------------- the faults
 
 
-def _nic_link(lab: LabContext, node: str, nic: str) -> str:
-    """The root-namespace end of one of the node's cables (network.wire_node keeps them in NIC order)."""
-    names = [n.name for n in lab.topo.node(node).nics]
-    return lab.state.links[node][names.index(nic)]
-
-
 def _set_nic(lab: LabContext, node: str, nic: str, up: bool) -> None:
-    netns.ip("link", "set", _nic_link(lab, node, nic), "up" if up else "down")
+    """`lab cut NODE --link NET` / `lab plug`: the network of the named NIC."""
+    net = next(n.network for n in lab.topo.node(node).nics if n.name == nic)
+    (faults.plug if up else faults.cut)(lab, node, net)
 
 
 def _block_backends(lab: LabContext, node: str) -> None:
