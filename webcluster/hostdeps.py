@@ -34,6 +34,8 @@ PACKAGES: dict[str, tuple[str, ...]] = {
     "xfsprogs": ("mkfs.xfs",),
     "e2fsprogs": ("mkfs.ext4",),
     "nftables": ("nft",),
+    "iptables": ("iptables",),  # the lab's added latency (NFQUEUE; this kernel has no sch_netem)
+    "iputils-ping": ("ping",),
     "isc-dhcp-client": ("dhclient",),
     "openssl": ("openssl",),
     # the daemons the lab runs and whose validators `check` calls
