@@ -147,7 +147,8 @@ def measure_takeover(lab: LabContext, trials: int, progress: Callable[[str], Non
 def measure_pacemaker(lab: LabContext, trials: int, progress: Callable[[str], None]) -> list[TakeoverRow]:
     """The same faults on a lab whose directors run Pacemaker, with the rendered timers (nothing re-tuned)."""
     pm = lab.topo.cluster.pacemaker
-    label = f"pacemaker (token {pm.token_ms} ms, monitor {pm.monitor_interval_s} s" + (", qdevice)" if pm.qnetd_host else ")")
+    qdevice = f", qdevice {pm.qdevice_timeout_ms} ms" if pm.qnetd_host else ""
+    label = f"pacemaker (token {pm.token_ms}+{pm.consensus} ms{qdevice}, haproxy monitor {pm.haproxy_monitor_ms} ms)"
     rows = []
     for fault in FAULTS:
         values = [takeover_trial(lab, fault) for _ in range(trials)]
