@@ -187,6 +187,11 @@ def test_cib_never_ignores_quorum_and_fences(plan: ClusterPlan) -> None:
     assert "stonith-enabled=true" in props and "no-quorum-policy=stop" in props
 
 
+@pytest.mark.parametrize("ha, value", [({}, "load-threshold=1000%"), ({"loadThresholdPct": 80}, "load-threshold=80%")])
+def test_cib_throttles_recovery_only_under_a_runaway_load(ha: dict, value: str) -> None:
+    assert value in crm_objects(text(plan_for(ha), "cluster1", pm.CIB_CRM))["cib-bootstrap-options"]
+
+
 def test_cib_has_one_fence_device_per_director_that_never_runs_on_it(plan: ClusterPlan) -> None:
     objs = crm_objects(text(plan, "cluster1", pm.CIB_CRM))
     for d in DIRECTORS:

@@ -204,6 +204,12 @@ class Pacemaker(Strict):
         le=300000,
         description="Pacemaker monitor interval of the HAProxy resource: a dead HAProxy is noticed within this time (then the VIPs leave that director). The VIPs' own monitors use `monitorIntervalS`.",
     )
+    load_threshold_pct: int = Field(
+        1000,
+        ge=10,
+        le=100000,
+        description="Pacemaker `load-threshold`, percent (its default is 80): once a director's load average passes 2 x this x its cores (Pacemaker 2.1), the whole cluster runs one action at a time. A failover is a handful of actions (fencing, then the fence devices and the VIPs moving, in parallel), so the throttle only delays it, and a loaded director is when failovers happen: at 80 the lab's takeover waited up to 1.1 s behind fence-device moves. 1000 keeps the throttle for a runaway load (40 on 2 cores).",
+    )
     monitor_interval_s: int = Field(2, ge=1, le=300, description="Pacemaker monitor interval of the VIP resources.")
     failure_timeout_s: int = Field(
         60, ge=10, le=86400, description="After a failure of HAProxy a director is avoided for this long (the VIPs move at the first failure), then HAProxy is restarted there and the VIPs come back if it is the preferred director."
