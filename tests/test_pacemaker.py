@@ -144,6 +144,8 @@ def test_corosync_has_crypto_on_a_short_token_and_logs_to_a_file(plan: ClusterPl
     assert (totem["crypto_cipher"], totem["crypto_hash"], totem["keyfile"]) == ("aes256", "sha256", pm.AUTHKEY)
     # 600 ms in all, not 600 ms + 650 ms per node; consensus at corosync's documented minimum, 1.2 x token
     assert (totem["token"], totem["token_coefficient"], totem["consensus"]) == ("600", "0", "720")
+    # the link outlives a latency spike: only the token decides that a director is lost
+    assert section(totem, "interface") == {"linknumber": "0", "knet_ping_timeout": "1320"}  # token + consensus
     logging = section(conf, "logging")
     assert (logging["to_logfile"], logging["logfile"]) == ("yes", "/var/log/corosync/corosync.log")
 
@@ -220,13 +222,13 @@ def test_cib_vips_follow_a_running_haproxy_clone(plan: ClusterPlan) -> None:
     assert objs["vips-with-haproxy"] == ["colocation", "inf:", "grupo1", "haproxy-clone"]
 
 
-def test_cib_monitors_haproxy_every_second_and_the_vips_every_few(plan: ClusterPlan) -> None:
+def test_cib_monitors_haproxy_twice_a_second_and_the_vips_every_few(plan: ClusterPlan) -> None:
     objs = crm_objects(text(plan, "cluster1", pm.CIB_CRM))
     for rsc in ("IPVirtual_1", "IPVirtual_2"):
         assert "interval=2s" in objs[rsc]
-    assert "interval=1000ms" in objs["haproxy"]  # a dead HAProxy is what users notice first
-    objs = crm_objects(text(plan_for({"haproxyMonitorMs": 500}), "cluster1", pm.CIB_CRM))
-    assert "interval=500ms" in objs["haproxy"] and "interval=2s" in objs["IPVirtual_1"]
+    assert "interval=500ms" in objs["haproxy"]  # a dead HAProxy is what users notice first
+    objs = crm_objects(text(plan_for({"haproxyMonitorMs": 2000}), "cluster1", pm.CIB_CRM))
+    assert "interval=2000ms" in objs["haproxy"] and "interval=2s" in objs["IPVirtual_1"]
 
 
 def test_fencing_none_turns_stonith_off_and_validate_warns() -> None:
@@ -267,6 +269,13 @@ def test_validate_rejects_unsafe_pacemaker_settings(ha: dict, top: dict, path: s
     with pytest.raises(ConfigError) as err:
         parse(values(ha, **top))
     assert any(p.path == path and fragment in p.message for p in err.value.problems), err.value.problems
+
+
+def test_validate_warns_of_a_knet_link_timeout_shorter_than_the_membership_timers() -> None:
+    _, warnings = parse(values({"tokenMs": 1000, "knetPingTimeoutMs": 500}))
+    assert [w.severity for w in warnings if w.path == "cluster.pacemaker.knetPingTimeoutMs" and "below tokenMs + consensus (2200)" in w.message] == ["warning"]
+    _, warnings = parse(values({"tokenMs": 1000}))
+    assert not [w for w in warnings if w.path == "cluster.pacemaker.knetPingTimeoutMs"]
 
 
 def test_validate_warns_without_a_quorum_device() -> None:
@@ -680,10 +689,10 @@ def test_hacluster_password_is_set_once_and_then_left_alone(tmp_path: Path) -> N
         box.destroy()
 
 
-@pytest.mark.parametrize("timeout_ms, sync_ms", [(1500, 30000), (7000, 12000)])
+@pytest.mark.parametrize("timeout_ms, sync_ms", [(1250, 30000), (7000, 12000)])
 def test_quorum_device_timeouts_are_rendered(timeout_ms: int, sync_ms: int) -> None:
     """qnetd's hold on a silent director's votes bounds the takeover (10 s by corosync's default)."""
-    ha = None if timeout_ms == 1500 else {"qdeviceTimeoutMs": timeout_ms, "qdeviceSyncTimeoutMs": sync_ms}
+    ha = None if timeout_ms == 1250 else {"qdeviceTimeoutMs": timeout_ms, "qdeviceSyncTimeoutMs": sync_ms}
     device = section(parse_corosync(text(plan_for(ha), "cluster1", pm.COROSYNC_CONF)), "quorum", "device")
     assert (device["timeout"], device["sync_timeout"]) == (str(timeout_ms), str(sync_ms))
 

@@ -186,11 +186,17 @@ class Pacemaker(Strict):
         le=72000,
         description="corosync `consensus`: after a lost token, how long the survivors wait for the silent director before they form the new membership without it (the other half of the time to notice a lost director). Default: 1.2 x `tokenMs`, the minimum corosync's documentation allows (a shorter one can leave a slow but live director out of the new membership, and Pacemaker fences it).",
     )
+    knet_ping_timeout_ms: Optional[int] = Field(
+        None,
+        ge=100,
+        le=60000,
+        description="corosync `knet_ping_timeout` of the heartbeat link: knet declares the link down (and stops sending on it) when no pong came back for this long. corosync derives it from the token (token / 2 = 300 ms), so a sudden 200 ms more round trip (the gap between two pongs grows by it) took the link down in the lab and forced a new membership. The token, not the link state, is what notices a lost director, so the default is `tokenMs` + consensus: the link outlives any delay the membership survives.",
+    )
     qdevice_timeout_ms: int = Field(
-        1500,
+        1250,
         ge=1250,
         le=60000,
-        description="corosync `quorum.device.timeout`: the quorum device's heartbeat to qnetd is 0.8 x this, and qnetd drops a silent director's connection (giving its votes to the survivors) 1.5 heartbeats after its last message, so a lost director's votes move after at most 1.2 x this. 1250 is the lowest: below it the heartbeat falls under the 1000 ms both corosync-qdevice and corosync-qnetd accept. corosync-qdevice's 10000 made takeover 12.5 s (median) in the lab, 3000 gave 4.4 s.",
+        description="corosync `quorum.device.timeout`: the quorum device's heartbeat to qnetd is 0.8 x this, and qnetd drops a silent director's connection (giving its votes to the survivors) 1.5 heartbeats after its last message, so a lost director's votes move after at most 1.2 x this. 1250 is the lowest (below it the heartbeat falls under the 1000 ms both corosync-qdevice and corosync-qnetd accept) and the default: the votes then usually move before corosync has formed the new membership (token + consensus), so Pacemaker learns of the lost director and of the kept quorum at once. Losing the device never fences anybody while every director is up (their own votes are a majority). corosync-qdevice's 10000 made takeover 12.5 s (median) in the lab, 3000 gave 4.4 s.",
     )
     qdevice_sync_timeout_ms: int = Field(
         30000,
@@ -199,10 +205,10 @@ class Pacemaker(Strict):
         description="corosync `quorum.device.sync_timeout`: at a membership change votequorum waits up to this long for the quorum device's vote on the new membership before it counts the partition without it (corosync's default 30000). A lost director's votes move after at most 1.2 x `qdeviceTimeoutMs`; the survivors only wait that long.",
     )
     haproxy_monitor_ms: int = Field(
-        1000,
+        500,
         ge=250,
         le=300000,
-        description="Pacemaker monitor interval of the HAProxy resource: a dead HAProxy is noticed within this time (then the VIPs leave that director). The VIPs' own monitors use `monitorIntervalS`.",
+        description="Pacemaker monitor interval of the HAProxy resource: a dead HAProxy is noticed within this time plus one run of the monitor (then the VIPs leave that director). On systemd:haproxy a monitor is one D-Bus query to systemd, cheap enough twice a second. The VIPs' own monitors use `monitorIntervalS`.",
     )
     load_threshold_pct: int = Field(
         1000,
@@ -245,6 +251,11 @@ class Pacemaker(Strict):
     def consensus(self) -> int:
         """corosync `consensus` as rendered: the configured one, or corosync's own default (1.2 x token)."""
         return self.consensus_ms if self.consensus_ms is not None else self.token_ms * 6 // 5
+
+    @property
+    def knet_ping_timeout(self) -> int:
+        """knet_ping_timeout as rendered: the configured one, or token + consensus (see knet_ping_timeout_ms)."""
+        return self.knet_ping_timeout_ms if self.knet_ping_timeout_ms is not None else self.token_ms + self.consensus
 
     @property
     def qdevice_handover_ms(self) -> int:

@@ -157,7 +157,7 @@ def measure_pacemaker(lab: LabContext, trials: int, progress: Callable[[str], No
     """The same faults on a lab whose directors run Pacemaker, with the rendered timers (nothing re-tuned)."""
     pm = lab.topo.cluster.pacemaker
     qdevice = f", qdevice {pm.qdevice_timeout_ms} ms" if pm.qnetd_host else ""
-    label = f"pacemaker (token {pm.token_ms}+{pm.consensus} ms{qdevice}, haproxy monitor {pm.haproxy_monitor_ms} ms)"
+    label = f"pacemaker (token {pm.token_ms}+{pm.consensus} ms{qdevice}, haproxy monitor {pm.haproxy_monitor_ms} ms, load-threshold {pm.load_threshold_pct}%)"
     rows = []
     for fault in FAULTS:
         values = [takeover_trial(lab, fault) for _ in range(trials)]
