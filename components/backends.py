@@ -4,16 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from webcluster.render.content import CONTENT_DIR
 from webcluster.render.plan import Step
 from webcluster.topology import ROLE_BACKEND, Node, Topology
 
-from .tier import Tier
-
-
-def is_content_step(step: Step) -> bool:
-    """The step that publishes the web pages into the shared docroots (it runs on one Docker host)."""
-    return any(path.startswith(CONTENT_DIR + "/") for path in step.files)
+from .tier import Tier, is_content_step
 
 
 class DockerBackends(Tier):
@@ -22,17 +16,14 @@ class DockerBackends(Tier):
     TYPE = "ha-web-cluster:backends:DockerBackends"
     ROLES = (ROLE_BACKEND,)
 
-    @classmethod
-    def owns_step(cls, step: Step, node: Node) -> bool:
-        return super().owns_step(step, node) and not is_content_step(step)
-
     def describe(self, topology: Topology) -> dict[str, Any]:
         self.containers = {b.name: [f"{c.name}:{c.port}" for c in b.containers] for b in topology.cluster.backends}
         return {"containers": self.containers}
 
 
 class WebContent(Tier):
-    """The seed's pages (index.php, pi.php, imagen.html...) in every shared docroot in use. Owns no VM."""
+    """The seed's pages (index.php, pi.php, imagen.html...) in every shared docroot in use. Owns no VM,
+    and the role tiers leave its steps to it (Tier.owns_step)."""
 
     TYPE = "ha-web-cluster:content:WebContent"
 

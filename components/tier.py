@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Mapping, Optional
 
 import pulumi
 
+from webcluster.render.content import CONTENT_DIR
 from webcluster.render.plan import ClusterPlan, Step
 from webcluster.topology import Node, Topology
 
@@ -46,6 +47,12 @@ class TierArgs:
     steps: tuple[Step, ...]  # configuration steps this tier runs
 
 
+def is_content_step(step: Step) -> bool:
+    """A step that publishes the web pages into shared docroots (on the NAS for NFS, on one Docker
+    host for Gluster): the web content is its own tier, whichever node it runs on."""
+    return any(path.startswith(CONTENT_DIR + "/") for path in step.files)
+
+
 def step_resource_name(step: Step) -> str:
     return f"{step.node}-{step.name}"
 
@@ -68,7 +75,7 @@ class Tier(pulumi.ComponentResource):
 
     @classmethod
     def owns_step(cls, step: Step, node: Node) -> bool:
-        return node.role in cls.ROLES
+        return node.role in cls.ROLES and not is_content_step(step)
 
     def describe(self, topology: Topology) -> dict[str, Any]:
         """Set this tier's output attributes and return them for register_outputs."""

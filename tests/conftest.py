@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Iterator, Optional
 
 import pytest
 
@@ -15,6 +16,9 @@ sys.path.insert(0, str(ROOT))  # `pytest` as well as `python -m pytest` imports 
 
 from webcluster.render import ClusterPlan, render_cluster
 from webcluster.stackfile import LoadedStack, load_stack_file
+
+if TYPE_CHECKING:
+    from webcluster.lab.context import LabContext
 
 DEV_STACK = ROOT / "Pulumi.dev.yaml"
 TOPOLOGIES = sorted((ROOT / "tests" / "topologies").glob("*.yaml"))
@@ -35,3 +39,23 @@ def dev_stack() -> LoadedStack:
 @pytest.fixture(scope="session")
 def dev_plan(dev_stack: LoadedStack) -> ClusterPlan:
     return render_cluster(dev_stack.config)
+
+
+@contextmanager
+def running_lab(stack: Path) -> Iterator["LabContext"]:
+    """The namespace lab of a stack file, up for the with block and removed after it (also when a
+    test fails), the lab lock held throughout: a lab command running elsewhere finishes first."""
+    from webcluster.lab import lifecycle
+    from webcluster.lab.context import LabContext
+    from webcluster.lab.state import exclusive
+
+    def quiet(_msg: str) -> None:
+        pass
+
+    with exclusive():
+        lifecycle.down(progress=quiet)
+        try:
+            lifecycle.up(load_stack_file(stack), str(stack), progress=quiet)
+            yield LabContext.current()
+        finally:
+            lifecycle.down(progress=quiet)

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from conftest import running_lab
 from webcluster import netns
 from webcluster.lab import lifecycle, scenarios
-from webcluster.lab.context import LabContext
-from webcluster.lab.state import LINK_PREFIX, NETNS_PREFIX, LabState, exclusive
+from webcluster.lab.state import LINK_PREFIX, NETNS_PREFIX, LabState, faults_in_force
 from webcluster.stackfile import load_stack_file
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,13 +29,8 @@ def _lab_leftovers() -> list[str]:
 
 @pytest.fixture(scope="module")
 def lab():
-    with exclusive():  # a lab command running elsewhere on this machine finishes first
-        lifecycle.down(progress=lambda _m: None)
-        try:
-            lifecycle.up(load_stack_file(DEV), str(DEV), progress=lambda _m: None)
-            yield LabContext.current()
-        finally:
-            lifecycle.down(progress=lambda _m: None)
+    with running_lab(DEV) as context:
+        yield context
 
 
 def test_status_json_names_nodes_vips_and_client(lab):
@@ -67,6 +62,7 @@ def test_up_again_is_harmless(lab):
 def test_scenario(lab, name):
     notes = scenarios.SCENARIOS[name](lab)
     assert notes
+    assert faults_in_force() == {}, "the scenario left a fault in force (its faults go through webcluster.lab.faults and are undone)"
 
 
 def test_down_after_a_half_finished_up_removes_everything(lab, monkeypatch):

@@ -23,12 +23,14 @@ from typing import Iterator
 
 import pytest
 
+from conftest import running_lab
 from webcluster import netns
-from webcluster.lab import fence_lab, latency, lifecycle, network, pacemaker, power, processes, scenarios
+from webcluster.lab import faults, fence_lab, latency, lifecycle, network, pacemaker, power, processes, scenarios
 from webcluster.lab.bench import AddressWatch
+from webcluster.lab.holders import HolderWatch
 from webcluster.lab.context import LabContext
 from webcluster.waiting import wait_until
-from webcluster.lab.state import LINK_PREFIX, NETNS_PREFIX, LabState, exclusive, netns_name, sandbox
+from webcluster.lab.state import LINK_PREFIX, NETNS_PREFIX, LabState, faults_in_force, netns_name, sandbox
 from webcluster.render import pacemaker as rpm
 from webcluster.render import render_cluster
 from webcluster.stackfile import load_stack_file
@@ -50,51 +52,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def lab(stack: Path) -> Iterator[LabContext]:
-    with exclusive():  # a lab command running elsewhere on this machine finishes first
-        lifecycle.down(progress=quiet)
-        try:
-            lifecycle.up(load_stack_file(stack), str(stack), progress=quiet)
-            yield LabContext.current()
-        finally:
-            lifecycle.down(progress=quiet)
-
-
-class HolderWatch:
-    """Samples the directors' addresses in a thread while a test runs and records every moment two of
-    them hold a VIP. A sample reads the directors one after another, so a VIP that moved between two
-    reads would look doubled: a doubling counts only if the first holder still has the VIP when
-    read again afterwards."""
-
-    def __init__(self, lab: LabContext, interval: float = 0.05):
-        self.lab, self.interval = lab, interval
-        self.samples = 0
-        self.doubled: list[tuple[float, str, list[str]]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _sample(self) -> None:
-        names = [d.name for d in self.lab.directors]
-        seen = {n: {a.split("/")[0] for a in network.addresses(n)} for n in names}
-        for vip in (self.lab.vip, self.lab.internal_vip):
-            holders = [n for n in names if vip in seen[n]]
-            if len(holders) > 1 and network.holds(holders[0], vip):
-                self.doubled.append((time.monotonic(), vip, holders))
-        self.samples += 1
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self._sample()
-            time.sleep(self.interval)
-
-    def __enter__(self) -> "HolderWatch":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-        assert self.samples > 20, f"only {self.samples} samples of the VIP holders"
-        assert not self.doubled, f"two directors held a VIP at once: {self.doubled}"
+    with running_lab(stack) as context:
+        yield context
 
 
 def dsh(node: str, *argv: str) -> str:
@@ -327,6 +286,29 @@ def test_haproxy_killed_on_the_active_director_moves_the_vips(lab: LabContext) -
     with HolderWatch(lab):
         notes = scenarios.SCENARIOS["haproxy_dies"](lab)
     assert notes and len(power.journal()) == before
+
+
+@pytest.mark.parametrize("name", [n for n in scenarios.SCENARIOS if n.startswith("serving_")])
+def test_a_director_that_cannot_serve_gives_up_the_vips(lab: LabContext, name: str) -> None:
+    """Issue #17 with Pacemaker: link loss (ethmonitor) and backends out of reach (backends-up) move
+    the VIPs, all containers stopped or one Docker host cut move nothing; nobody is fenced."""
+    before = len(power.journal())
+    assert scenarios.SCENARIOS[name](lab)
+    assert len(power.journal()) == before
+
+
+def test_heal_powers_on_a_director_pacemaker_fenced(lab: LabContext) -> None:
+    """`lab cut` the master: Pacemaker fences it (powered off for real); `lab heal` plugs it in and
+    powers it on, and it takes the VIPs back."""
+    master, standby1 = lab.directors[0].name, lab.directors[1].name
+    faults.cut(lab, master)
+    wait_holder(lab, standby1)
+    wait_until(f"{master} fenced", lambda: master in power.powered_off(), pacemaker.FAILOVER_TIMEOUT, 0.1)
+    assert faults.node_states(lab)[master] == "off"
+    done = faults.heal(lab)
+    assert done[0] == f"power on {master}" and faults_in_force() == {}, done
+    wait_holder(lab, master)
+    assert faults.node_states(lab)[master] == "up" and master not in power.powered_off()
 
 
 def test_down_leaves_nothing_running(lab: LabContext) -> None:

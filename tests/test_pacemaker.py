@@ -28,6 +28,7 @@ from webcluster.lab.pacemaker import pki_script, qnetd_argv  # the lab runs the 
 from webcluster.model import SECRET_KEYS, StackConfig
 from webcluster.render import ClusterPlan, placeholders, render_cluster
 from webcluster.render import pacemaker as pm
+from webcluster.render import serving
 from webcluster.render.plan import RenderedFile
 from webcluster.render.templating import render
 from webcluster.sandbox import Sandbox
@@ -445,11 +446,25 @@ def location(cib: Path, resource: str = "grupo1") -> Optional[str]:
     return m.group(1) if m else None
 
 
+def set_attributes(cib: Path, out: Path, values: dict[str, dict[str, str]]) -> Path:
+    """Node attributes as the monitors keep them (ethmonitor, backends-up): node -> name -> value, then let the cluster settle."""
+    env = {**os.environ, "CIB_file": str(cib)}
+    for node, attrs in values.items():
+        for name, value in attrs.items():
+            subprocess.run(["crm_attribute", "--node", node, "--name", name, "--update", value, "--lifetime", "reboot"], env=env, check=True, capture_output=True)
+    return simulate(cib, out)
+
+
+HEALTHY = {"ethmonitor-enp0s3": "1", "ethmonitor-enp0s8": "1", serving.ATTRIBUTE: "1"}
+
+
 @pytest.fixture
 def running_cluster(plan: ClusterPlan, tmp_path: Path) -> Path:
-    """The CIB of three directors up and quorate, after the cluster settled."""
+    """The CIB of three directors up and quorate, their links up and backends reachable, after the cluster settled."""
     cib = offline_cib(tmp_path, text(plan, "cluster1", pm.CIB_CRM))
-    return simulate(cib, tmp_path / "up.xml", *(f"--node-up={d}" for d in DIRECTORS))
+    up = simulate(cib, tmp_path / "up.xml", *(f"--node-up={d}" for d in DIRECTORS))
+    assert location(up) is None, "the VIPs must wait for the link monitors' attributes"
+    return set_attributes(up, tmp_path / "healthy.xml", {d: HEALTHY for d in DIRECTORS})
 
 
 def test_vips_survive_the_master_then_standby1_and_come_back(running_cluster: Path, tmp_path: Path) -> None:
@@ -461,7 +476,8 @@ def test_vips_survive_the_master_then_standby1_and_come_back(running_cluster: Pa
     alone = simulate(no_master, tmp_path / "2.xml", "--node-fail=standby1")
     assert location(alone) == "standby2"
     back = simulate(alone, tmp_path / "3.xml", "--node-up=cluster1")
-    assert location(back) == "cluster1"
+    assert location(back) == "standby2", "a director that just came back has no link attributes yet"
+    assert location(set_attributes(back, tmp_path / "4.xml", {"cluster1": HEALTHY})) == "cluster1"
 
 
 def test_a_failed_node_is_fenced(running_cluster: Path, tmp_path: Path) -> None:
@@ -472,6 +488,28 @@ def test_a_failed_node_is_fenced(running_cluster: Path, tmp_path: Path) -> None:
 def test_vips_leave_a_director_whose_haproxy_died(running_cluster: Path, tmp_path: Path) -> None:
     failed = simulate(running_cluster, tmp_path / "f.xml", "--op-inject=haproxy_monitor_2000@cluster1=7")  # 7: not running
     assert location(failed) == "standby1"
+
+
+@pytest.mark.parametrize("nic", ["enp0s3", "enp0s8"])
+def test_vips_leave_a_director_whose_link_is_down_and_come_back(running_cluster: Path, tmp_path: Path, nic: str) -> None:
+    down = set_attributes(running_cluster, tmp_path / "down.xml", {"cluster1": {f"ethmonitor-{nic}": "0"}})
+    assert location(down) == "standby1"
+    assert location(set_attributes(down, tmp_path / "up.xml", {"cluster1": {f"ethmonitor-{nic}": "1"}})) == "cluster1"
+
+
+@pytest.mark.parametrize(
+    "failing, where",
+    [
+        ((), "cluster1"),
+        (("cluster1",), "standby1"),  # 150 < 100 + 61
+        (("cluster1", "standby1"), "standby2"),  # 150 < 90 + 61
+        (("standby1",), "cluster1"),
+        (("cluster1", "standby1", "standby2"), "cluster1"),  # every director alike: nothing moves
+    ],
+)
+def test_backends_out_of_reach_is_relative(running_cluster: Path, tmp_path: Path, failing: tuple[str, ...], where: str) -> None:
+    after = set_attributes(running_cluster, tmp_path / "b.xml", {d: {serving.ATTRIBUTE: "0"} for d in failing})
+    assert location(after) == where
 
 
 def test_without_quorum_the_vips_stop(running_cluster: Path, tmp_path: Path) -> None:

@@ -142,8 +142,9 @@ def test_virtualbox_nat_network_and_forwards(vbox_dev: Recording) -> None:
     local = vbox_dev.of_type(LOCAL_TYPE)
     assert "natnetwork add --netname red-nat-1 --network 192.168.1.0/24" in local["nat-network"].inputs["create"]
     forwards = {n: c.inputs["create"] for n, c in local.items() if n.startswith("forward-")}
-    for name, host, guest in (("HAProxy-HTTP", 8000, 8000), ("HAProxy-TCP", 8800, 80), ("HAProxy-HTTP-gluster", 9000, 9000), ("HAProxy-TCP-gluster", 9900, 90), ("HA-Estado", 7000, 7000)):
-        assert f"'{name}:tcp:[]:{host}:[192.168.1.200]:{guest}'" in forwards[f"forward-{name}"]
+    # The stats page's forward listens on the host's loopback only (the guests see the gateway, which adminNetworks admits).
+    for name, bind, host, guest in (("HAProxy-HTTP", "", 8000, 8000), ("HAProxy-TCP", "", 8800, 80), ("HAProxy-HTTP-gluster", "", 9000, 9000), ("HAProxy-TCP-gluster", "", 9900, 90), ("HA-Estado", "127.0.0.1", 7000, 7000)):
+        assert f"'{name}:tcp:[{bind}]:{host}:[192.168.1.200]:{guest}'" in forwards[f"forward-{name}"]
         assert f"--port-forward-4 delete {name}" in local[f"forward-{name}"].inputs["delete"]
     for node, port, address in (("cluster1", 2200, "192.168.1.101"), ("standby1", 2201, "192.168.1.102"), ("standby2", 2202, "192.168.1.103")):
         assert f"ssh-{node}:tcp:[127.0.0.1]:{port}:[{address}]:22" in forwards[f"forward-ssh-{node}"]

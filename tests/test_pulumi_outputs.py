@@ -98,7 +98,7 @@ def test_tier_components_report_what_they_built(dev: Recording) -> None:
     assert containers["cluster3"] == ["cluster31p:8081", "cluster32p:8082", "cluster33p:8083", "cluster34p:8085"]
     content = of("content:WebContent", "content")
     assert content["docroots"] == ["/nfs/raid/www", "/gluster/gfs-r/www"]
-    assert content["nodes"] == [] and content["steps"] == ["cluster2-30-content"]
+    assert content["nodes"] == [] and content["steps"] == ["cluster2-30-content", "nas-40-content"]
 
 
 def test_the_documented_move_off_192_168_1_works() -> None:

@@ -131,14 +131,15 @@ def test_haproxy_frontends_backends_and_servers_are_the_seeds(dev_plan: ClusterP
 
 
 def test_haproxy_carries_the_seeds_deviations(dev_plan: ClusterPlan) -> None:
-    for director, (_, _, description, *_rest) in DIRECTORS.items():
+    for director, (_, _, description, _external, internal, *_rest) in DIRECTORS.items():
         cfg = sections(text(dev_plan, director, "/etc/haproxy/haproxy.cfg"))
         assert {"option redispatch 1", "retries 3", "timeout connect 1000"} <= set(cfg["defaults"])
         for backend in ("http-servers", "http-servers-g"):
             assert "cookie SERVERID insert indirect nocache" in cfg[f"backend {backend}"]
             assert "option httpchk" in cfg[f"backend {backend}"]
         stats = cfg["listen stats"]
-        assert {"bind 0.0.0.0:7000", "stats uri /haproxy?stats", "stats refresh 5s", f"stats show-desc {description}"} <= set(stats)
+        assert not any(line.startswith("bind 0.0.0.0") for line in stats)  # the seed's: every address, the external side too
+        assert {"bind 192.168.1.200:7000", f"bind {internal}:7000", "stats uri /haproxy?stats", "stats refresh 5s", f"stats show-desc {description}"} <= set(stats)
         assert "stats realm HAProxy\\ Statistics" in stats
         assert "acl stats_admin_net src 127.0.0.0/8 10.0.100.0/24 10.0.50.0/24" in stats
         assert "stats admin if stats_admin_net" in stats and "stats admin if TRUE" not in stats
@@ -148,7 +149,8 @@ def test_haproxy_carries_the_seeds_deviations(dev_plan: ClusterPlan) -> None:
 def test_keepalived_priorities_router_ids_vips_and_check_script(dev_plan: ClusterPlan) -> None:
     for director, (priority, state, *_rest) in DIRECTORS.items():
         conf = text(dev_plan, director, "/etc/keepalived/keepalived.conf")
-        assert lines(keepalived_block(conf, "vrrp_sync_group VG1")) == ["vrrp_sync_group VG1 {", "group {", "VI_1", "VI_2", "}", "}"]
+        group = ["vrrp_sync_group VG1 {", "group {", "VI_1", "VI_2", "}", "track_script {", "chk_backends weight -61", "}", "}"]
+        assert lines(keepalived_block(conf, "vrrp_sync_group VG1")) == group  # 61 = 150 - 90 + 1
         script = re.search(r'vrrp_script chk_haproxy \{\s*script "([^"]+)"', conf)
         assert script is not None
         check = dev_plan.nodes[director].files[script.group(1)]
@@ -157,6 +159,8 @@ def test_keepalived_priorities_router_ids_vips_and_check_script(dev_plan: Cluste
             block = lines(keepalived_block(conf, f"vrrp_instance {instance}"))
             assert {f"state {state}", f"interface {interface}", f"virtual_router_id {router_id}", f"priority {priority}", f"{vip} dev {interface}"} <= set(block)
             assert ("chk_haproxy" in block) == (instance != "VI_3")
+            # standbys wait before taking the VIPs from a master that merely ranks lower; keepalived ignores it on a MASTER
+            assert ("preempt_delay 3" in block) == (state == "BACKUP" and instance != "VI_3")
 
 
 def test_dnsmasq_on_the_master_serves_the_seeds_range_and_reservations(dev_plan: ClusterPlan) -> None:
@@ -194,8 +198,9 @@ def test_every_node_has_the_seeds_hosts_file(dev_plan: ClusterPlan) -> None:
         assert hosts - expected == LOCAL_HOSTS, node
 
 
-def test_nas_exports_the_raid_to_the_internal_network(dev_plan: ClusterPlan) -> None:
-    assert lines(text(dev_plan, "nas", "/etc/exports")) == ["/raid 10.0.100.0/24(rw,no_root_squash,sync,no_subtree_check)"]
+def test_nas_exports_the_raid_read_only_to_the_docker_hosts_only(dev_plan: ClusterPlan) -> None:
+    options = "(ro,root_squash,sync,no_subtree_check,mp)"
+    assert lines(text(dev_plan, "nas", "/etc/exports")) == ["/raid " + " ".join(f"{a}{options}" for a, _ in DOCKER_HOSTS.values())]
 
 
 def test_gluster_volumes_are_the_seeds(dev_plan: ClusterPlan) -> None:
@@ -267,6 +272,8 @@ def test_dev_steps_wait_for_what_they_use(dev_plan: ClusterPlan) -> None:
         ("gluster3/10-bricks", "gluster1/20-peers"),
         ("gluster1/30-volumes", "cluster4/20-mounts"),
         ("cluster2/30-content", "cluster4/40-containers"),
+        ("nas/40-content", "cluster2/40-containers"),
+        ("cluster1/01-firewall", "cluster1/10-sysctl"),
         ("cluster4/40-containers", "cluster1/90-smoke"),
     ]
     for first, then in before:
@@ -292,10 +299,14 @@ def test_steps_use_files_installed_by_them_or_earlier(plan: ClusterPlan) -> None
 
 
 def test_content_and_container_steps_carry_their_files(dev_plan: ClusterPlan) -> None:
-    content = dev_plan.nodes["cluster2"].step("30-content")
     pages = {"index.php", "index1.php", "pi.php", "imagen.html", "imagen.jpg"}
-    assert {Path(p).name for p in content.files} == pages
-    assert content.script.count("/nfs/raid/www") and content.script.count("/gluster/gfs-r/www")
+    gluster = dev_plan.nodes["cluster2"].step("30-content")
+    assert {Path(p).name for p in gluster.files} == pages
+    assert gluster.script.count("/gluster/gfs-r/www") and "/nfs" not in gluster.script
+    # The NFS export is read-only: its content is written on the NAS, only once the array is mounted.
+    nfs = dev_plan.nodes["nas"].step("40-content")
+    assert {Path(p).name for p in nfs.files} == pages
+    assert '"/raid/www/"' in nfs.script and 'mountpoint -q "/raid"' in nfs.script
     for host, containers in CONTAINERS.items():
         step = dev_plan.nodes[host].step("40-containers")
         assert "/usr/local/sbin/hawc-containers" in step.files

@@ -119,6 +119,7 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, str]]] = {
     "unknown service container": ({"cluster.haproxy.services[0].containers": ["cluster21p", "nope"]}, {"cluster.haproxy.services[0].containers[1]": "no container named 'nope'"}),
     "service storage without containers": ({"cluster.haproxy.services[0].storage": "gv1"}, {"cluster.haproxy.services[0].containers": "none uses storage 'gv1'"}),
     "service container on another storage": ({"cluster.haproxy.services[0].containers": ["cluster24p"]}, {"cluster.haproxy.services[0].containers": "container cluster24p serves 'gv0'"}),
+    "bad adminNetworks entry": ({"cluster.adminNetworks": ["host", "10.0.300.0/24"]}, {"cluster.adminNetworks[1]": "neither `host`, a network name"}),
     "unknown admin network": ({"cluster.haproxy.stats.adminNetworks": ["internal", "dmz"]}, {"cluster.haproxy.stats.adminNetworks[1]": "unknown network 'dmz'"}),
     "raid6 on 3 disks": ({"cluster.nas.raid.level": 6}, {"cluster.nas.raid.disks": "RAID6 needs at least 4 disks, got 3"}),
     "raid10 on an odd count": ({"cluster.nas.raid.level": 10, "cluster.nas.raid.disks": 5}, {"cluster.nas.raid.disks": "even number"}),

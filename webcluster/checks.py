@@ -23,6 +23,7 @@ import re
 import secrets
 import shutil
 import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -153,6 +154,14 @@ SHELL_SHEBANG = re.compile(rb"^#!\s*(/bin/(ba)?sh|/usr/bin/env +(ba)?sh)\s")
 def is_shell_script(f: RenderedFile) -> bool:
     """Executable files with a shell shebang (step scripts are laid out that way too)."""
     return bool(f.mode & 0o111) and SHELL_SHEBANG.match(f.data) is not None
+
+
+PYTHON_SHEBANG = re.compile(rb"^#!\s*/usr/bin/python3(\s|$)")
+
+
+def is_python_script(f: RenderedFile) -> bool:
+    """Executable files with the system python3 shebang (the directors' backend check)."""
+    return bool(f.mode & 0o111) and PYTHON_SHEBANG.match(f.data) is not None
 
 
 def inside(*argv: str) -> Runner:
@@ -343,6 +352,7 @@ RULES: tuple[Rule, ...] = (
     Rule("php -l", glob("*.php"), on_host("php", "-l", "{file}")),
     # Container definitions and raid.conf are not scripts, but hawc-containers and the 20-raid step source them.
     Rule("bash -n", any_of(is_shell_script, glob(f"{CONTAINERS_DIR}/*.env"), path_is(RAID_CONF)), on_host("bash", "-n", "{file}")),
+    Rule("python3 compile", is_python_script, on_host(sys.executable, "-I", "-c", "import sys; compile(open(sys.argv[1]).read(), sys.argv[1], 'exec')", "{file}")),
     Rule("shellcheck", is_shell_script, on_host("shellcheck", "--severity=warning", "{file}")),
     Rule("dhcp reservations", path_is("/etc/dnsmasq.hosts.conf"), dhcp_hostsfile),
     Rule("dhcp reservations", path_is("/etc/ethers"), ethers),

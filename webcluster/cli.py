@@ -55,18 +55,20 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_docs(args: argparse.Namespace) -> int:
-    from .docs import configuration_reference
+    from .docs import configuration_reference, with_matrix
+    from .model import StackConfig
 
-    text = configuration_reference()
+    security = args.out.parent / "security.md"
+    texts = {args.out: configuration_reference(), security: with_matrix(security.read_text(), StackConfig())}
     if args.check:
-        current = args.out.read_text() if args.out.exists() else ""
-        if current != text:
-            print(f"{args.out} is out of date: run `python -m webcluster docs`", file=sys.stderr)
-            return 1
-        return 0
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
-    print(f"wrote {args.out}")
+        stale = [path for path, text in texts.items() if (path.read_text() if path.exists() else "") != text]
+        for path in stale:
+            print(f"{path} is out of date: run `python -m webcluster docs`", file=sys.stderr)
+        return 1 if stale else 0
+    for path, text in texts.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        print(f"wrote {path}")
     return 0
 
 
@@ -88,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--verbose", "-v", action="store_true", help="print every checker's output, not only the failures'")
     p.set_defaults(func=cmd_check)
 
-    p = sub.add_parser("docs", help="regenerate docs/configuration.md from the model")
+    p = sub.add_parser("docs", help="regenerate docs/configuration.md and docs/security.md's port matrix from the model")
     p.add_argument("--out", type=Path, default=Path("docs/configuration.md"))
     p.add_argument("--check", action="store_true", help="exit 1 if the file is out of date")
     p.set_defaults(func=cmd_docs)

@@ -35,9 +35,11 @@ PACKAGES: dict[str, tuple[str, ...]] = {
     "e2fsprogs": ("mkfs.ext4",),
     "nftables": ("nft",),
     "iptables": ("iptables",),  # the lab's added latency (NFQUEUE; this kernel has no sch_netem)
-    "iputils-ping": ("ping",),
+    "nmap": ("nmap",),  # the lab's port scan from the client namespace
+    "iputils-ping": ("ping",),  # the lab's "nothing inside answers" proof
     "isc-dhcp-client": ("dhclient",),
     "openssl": ("openssl",),
+    "tmux": ("tmux",),  # the lab test that drives `lab watch` in a terminal
     # the daemons the lab runs and whose validators `check` calls
     "haproxy": ("haproxy",),
     "keepalived": ("keepalived",),
@@ -54,7 +56,7 @@ PACKAGES: dict[str, tuple[str, ...]] = {
     "corosync-qnetd": ("corosync-qnetd", "corosync-qnetd-tool", "corosync-qnetd-certutil"),
     "libnss3-tools": ("certutil",),
     "pacemaker": ("pacemakerd",),
-    "pacemaker-cli-utils": ("crm_verify", "cibadmin", "crm_resource", "crm_simulate", "crm_attribute", "crm_mon", "stonith_admin"),
+    "pacemaker-cli-utils": ("crm_verify", "cibadmin", "crm_resource", "crm_simulate", "crm_attribute", "crm_mon", "stonith_admin", "attrd_updater"),
     "crmsh": ("crm",),
     "resource-agents": ("/usr/lib/ocf/resource.d/heartbeat/IPaddr2",),
     "fence-agents": ("fence_virsh", "fence_vbox"),

@@ -272,8 +272,17 @@ class Pacemaker(Strict):
         return f"fence_{kind}"
 
 
+class ServingCheck(Strict):
+    hold_s: int = Field(
+        3,
+        ge=1,
+        le=60,
+        description="How long a director whose HAProxy sees no server UP in a backend, while another director sees some, waits before giving up the VIPs (keepalived `preempt_delay`, Pacemaker attribute dampening). Directors noticing the same outage a moment apart (every container stopped) stay as they are, so keep it above the spread of HAProxy's health checks across directors.",
+    )
+
+
 class Stats(Strict):
-    port: int = Field(7000, ge=1, le=65535, description="HAProxy stats listener port (bound on all addresses).")
+    port: int = Field(7000, ge=1, le=65535, description="HAProxy stats listener port, bound on the external VIP and the director's own internal address (the seed bound 0.0.0.0); reachable only from `cluster.adminNetworks`.")
     uri: str = Field("/haproxy?stats", description="Stats page path.")
     user: str = Field("admin", pattern=r"^[A-Za-z0-9_.-]+$", description="Stats user; the password is the `statsPassword` secret (generated when not set).")
     refresh_s: int = Field(5, ge=1, le=3600, description="Auto-refresh of the stats page, seconds.")
@@ -370,7 +379,10 @@ class Nas(Strict):
     address: ipaddress.IPv4Address = Field(ipaddress.IPv4Address("10.0.100.100"), description="Internal address (on bond0).")
     raid: Raid = Field(default_factory=Raid, description="Software RAID of the NFS share.")
     bond: Bond = Field(default_factory=Bond, description="NIC bonding.")
-    export_options: str = Field("rw,no_root_squash,sync,no_subtree_check", description="/etc/exports options for the internal network.")
+    export_options: str = Field(
+        "ro,root_squash,sync,no_subtree_check,mp",
+        description="/etc/exports options; the export goes to the Docker hosts that mount it, nobody else. The seed's `rw,no_root_squash` to the whole internal network let any node (or root on it) rewrite the web content; the containers only read it, and the content is published on the NAS itself. `mp`: nothing is exported while the array is not mounted (never the empty mount point).",
+    )
     mount_options: str = Field("auto,nofail,bg,rsize=8192,wsize=8192", description="Clients' NFS mount options (the seed's).")
     resources: Resources = Field(default_factory=lambda: Resources(vcpus=1, memory_mib=512), description="vCPU and memory.")
 
@@ -431,10 +443,18 @@ class Cluster(Strict):
     vrrp: Vrrp = Field(default_factory=Vrrp, description="keepalived settings (haStack: keepalived).")
     pacemaker: Pacemaker = Field(default_factory=Pacemaker, description="Corosync/Pacemaker settings (haStack: pacemaker).")
     haproxy: Haproxy = Field(default_factory=Haproxy, description="Load balancer services, stats page and tuning.")
+    serving_check: ServingCheck = Field(
+        default_factory=ServingCheck,
+        description="Both HA stacks move the VIPs away from a director that cannot serve: one that lost its external or internal link, or whose HAProxy sees no server UP in a backend while another director sees some (see docs/deviations.md).",
+    )
     backends: list[Backend] = Field(default_factory=_seed_backends, description="Docker hosts and their containers.")
     nas: Nas = Field(default_factory=Nas, description="The NFS server.")
     gluster: Gluster = Field(default_factory=Gluster, description="The GlusterFS pool.")
     docker: Docker = Field(default_factory=Docker, description="Container settings shared by every Docker host.")
+    admin_networks: list[str] = Field(
+        default_factory=lambda: ["host", "internal", "heartbeat"],
+        description="Who may reach the HAProxy stats page at all (every node's firewall drops it for anybody else): `host` (the hypervisor host: the external network's gateway, and `libvirt.hostAddress`), a network by name (`external`, `internal`, `heartbeat`), or an address or CIDR. The default keeps the rest of the external LAN out; `cluster.haproxy.stats.adminNetworks` further limits the admin actions.",
+    )
 
     @model_validator(mode="before")
     @classmethod

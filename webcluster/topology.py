@@ -168,6 +168,35 @@ class Topology:
     def network_of(self, name: str) -> ipaddress.IPv4Network:
         return getattr(self.cluster.networks, name).cidr
 
+    # ------------------------------------------------------------------ access
+    @property
+    def host_addresses(self) -> list[ipaddress.IPv4Address]:
+        """The hypervisor host as the nodes see it: the external gateway (libvirt's NAT address, the
+        VirtualBox NAT network's forwards) and, on libvirt, its own internal address (Pulumi's SSH)."""
+        out = []
+        gateway = self.cluster.networks.external.gateway
+        if gateway is not None:
+            out.append(gateway)
+        if self.config.hypervisor.value == "libvirt":
+            out.append(self.libvirt_host_address)
+        return out
+
+    def admin_sources(self) -> list[ipaddress.IPv4Network]:
+        """`cluster.adminNetworks` resolved to networks: `host`, network names, addresses or CIDRs."""
+        out: list[ipaddress.IPv4Network] = []
+        for entry in self.cluster.admin_networks:
+            if entry == "host":
+                out += [ipaddress.IPv4Network(a) for a in self.host_addresses]
+            elif entry in ("external", "internal", "heartbeat"):
+                out.append(self.network_of(entry))
+            else:
+                out.append(ipaddress.IPv4Network(entry, strict=False))
+        return sorted(set(out), key=lambda n: (int(n.network_address), n.prefixlen))
+
+    def storage_clients(self, storage: str) -> list[Backend]:
+        """Docker hosts that mount a storage (`nfs` or a Gluster volume): the only nodes allowed to."""
+        return [b for b in self.cluster.backends if any(k.docroot == storage for k in b.containers)]
+
     # ------------------------------------------------------------------ platform
     @property
     def libvirt_host_address(self) -> ipaddress.IPv4Address:

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from pydantic import ValidationError
 
 from .model import SECRET_KEYS, StackConfig
+from .render.serving import keepalived_order_problem
 
 HOSTNAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 SSH_PORT = 22
@@ -202,6 +203,10 @@ def _check_directors(config: StackConfig) -> Iterator[Problem]:
     yield from _duplicates([(f"cluster.vrrp.routerIds.{k}", v) for k, v in ids.items()], "router id")
     if config.ha_stack.value == "keepalived" and c.vrrp.version == 2 and c.vrrp.advert_interval != int(c.vrrp.advert_interval):
         yield Problem("cluster.vrrp.advertInterval", "VRRP version 2 only supports whole seconds; use version 3 for sub-second adverts")
+    if config.ha_stack.value == "keepalived" and len(c.directors) >= 2:
+        clash = keepalived_order_problem(c.directors)
+        if clash:
+            yield Problem(f"cluster.directors[{clash[0]}].priority", clash[1])
     if config.ha_stack.value == "pacemaker":
         yield from _check_pacemaker(config)
 
@@ -306,6 +311,13 @@ def _check_services(config: StackConfig) -> Iterator[Problem]:
         for _, k in members:
             if k.docroot != s.storage:
                 yield Problem(f"{base}.containers", f"container {k.name} serves {k.docroot!r}, not the service's storage {s.storage!r}")
+    for j, entry in enumerate(c.admin_networks):
+        if entry in ("host", "external", "internal", "heartbeat"):
+            continue
+        try:
+            ipaddress.IPv4Network(entry, strict=False)
+        except ValueError:
+            yield Problem(f"cluster.adminNetworks[{j}]", f"{entry!r} is neither `host`, a network name (external, internal, heartbeat) nor an IPv4 address or CIDR")
     for j, net in enumerate(c.haproxy.stats.admin_networks):
         if net not in ("external", "internal", "heartbeat"):
             yield Problem(f"cluster.haproxy.stats.adminNetworks[{j}]", f"unknown network {net!r}")

@@ -43,6 +43,13 @@ def forwarded_urls(config: StackConfig) -> dict[str, str]:
     return {f.name: f"http://localhost:{f.host_port}" + (stats.uri if f.guest_port == stats.port else "/") for f in config.virtualbox.port_forwards}
 
 
+def forward_bind(config: StackConfig, guest_port: int) -> str:
+    """Host address a forward listens on: every one for the services; only the host's loopback for the
+    stats page, since the guests see every forwarded connection come from the NAT network's gateway,
+    which adminNetworks admits (the host's LAN would otherwise reach the stats page through it)."""
+    return LOCALHOST if guest_port == config.cluster.haproxy.stats.port else ""
+
+
 class VirtualBoxPlatform(pulumi.ComponentResource):
     """The NAT network, its forwards and the base VDI; one VM per node."""
 
@@ -59,7 +66,7 @@ class VirtualBoxPlatform(pulumi.ComponentResource):
         self._nat = self._command("nat-network", vbm.nat_network(vb.nat_network, str(ext.cidr)), self)
         vip = str(config.cluster.vips.external)
         self._forwards = [
-            self._command(f"forward-{f.name}", vbm.port_forward(vb.nat_network, f.name, "", f.host_port, vip, f.guest_port), self, [self._nat])
+            self._command(f"forward-{f.name}", vbm.port_forward(vb.nat_network, f.name, forward_bind(config, f.guest_port), f.host_port, vip, f.guest_port), self, [self._nat])
             for f in vb.port_forwards
         ]
         topo = Topology(config)

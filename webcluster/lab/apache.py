@@ -6,15 +6,19 @@ Docker hosts get; only this stand-in for `docker run` is lab-specific.
 
 from __future__ import annotations
 
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..render.plan import NodePlan
 
-APACHE_CONF = """# ha-web-cluster lab: stand-in for container {name} (docker run -p {port}:80 -v {docroot}:/var/www/html {image})
+STOP_SIGNAL = signal.SIGWINCH  # php:apache's STOPSIGNAL: what `docker stop` sends (Apache's graceful stop)
+STOP_TIMEOUT = 10.0  # then `docker stop` kills, as processes.stop does
+
+APACHE_CONF = """# ha-web-cluster lab: stand-in for container {name} (docker run -p {bind}:{port}:80 -v {docroot}:/var/www/html {image})
 ServerRoot /etc/apache2
 ServerName {name}
-Listen {port}
+Listen {bind}:{port}
 PidFile /run/apache2-{name}.pid
 Mutex file:/run
 User www-data
@@ -49,6 +53,7 @@ SetEnv CONTAINER_NAME {name}
 class ContainerDef:
     name: str
     image: str
+    bind: str
     host_port: int
     docroot: str
     storage: str
@@ -64,9 +69,9 @@ def container_defs(plan: NodePlan) -> list[ContainerDef]:
                 for line in str(plan.files[path].content).splitlines()
                 if "=" in line and not line.startswith("#")
             )
-            out.append(ContainerDef(kv["NAME"], kv["IMAGE"], int(kv["HOST_PORT"]), kv["DOCROOT"], kv["STORAGE"]))
+            out.append(ContainerDef(kv["NAME"], kv["IMAGE"], kv["BIND"], int(kv["HOST_PORT"]), kv["DOCROOT"], kv["STORAGE"]))
     return out
 
 
 def apache_conf(c: ContainerDef, log: Path) -> str:
-    return APACHE_CONF.format(name=c.name, port=c.host_port, docroot=c.docroot, image=c.image, log=log)
+    return APACHE_CONF.format(name=c.name, bind=c.bind, port=c.host_port, docroot=c.docroot, image=c.image, log=log)

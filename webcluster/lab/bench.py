@@ -21,7 +21,7 @@ from typing import Callable, Optional
 
 from ..render import render_cluster
 from ..render.placeholders import fill
-from . import pacemaker, processes
+from . import pacemaker, processes, serving_faults
 from ..waiting import wait_until
 from .context import LabContext
 from .state import lab_secrets, netns_name, sandbox
@@ -166,8 +166,10 @@ def measure_pacemaker(lab: LabContext, trials: int, progress: Callable[[str], No
     return rows
 
 
-def pacemaker_part(lab: LabContext, trials: int, progress: Callable[[str], None]) -> list[TakeoverRow]:
-    """After the keepalived measurements, in the same run: the same stack with haStack: pacemaker, then the original lab back."""
+def pacemaker_part(lab: LabContext, trials: int, progress: Callable[[str], None], serving_trials: int = 0, takeover: bool = True) -> tuple[list[TakeoverRow], list["serving_faults.ServingRow"]]:
+    """After the keepalived measurements, in the same run: the same stack with haStack: pacemaker, then the original lab back.
+
+    Returns its takeover rows and (serving_trials > 0) its rows of the issue-17 faults."""
     from ..stackfile import load_stack_file
     from . import lifecycle
     from .state import LAB_ROOT
@@ -179,7 +181,9 @@ def pacemaker_part(lab: LabContext, trials: int, progress: Callable[[str], None]
         lifecycle.down(progress=quiet)
         progress(f"pacemaker: lab up with {variant}")
         lifecycle.up(load_stack_file(variant), str(variant), progress=quiet)
-        return measure_pacemaker(LabContext.current(), trials, progress)
+        pm_lab = LabContext.current()
+        rows = measure_pacemaker(pm_lab, trials, progress) if takeover else []
+        return rows, (serving_faults.measure(pm_lab, serving_trials, progress) if serving_trials else [])
     finally:
         lifecycle.down(progress=quiet)
         lifecycle.up(load_stack_file(original), str(original), progress=quiet)
@@ -349,6 +353,20 @@ def _takeover_outputs(rows: list[TakeoverRow], out: Path) -> list[str]:
     return [f"VIP takeover (s, {len(rows[0].trials)} trials each)".ljust(width + 18) + "   min median    max"] + [f"  {r.settings:<{width}} {r.fault:<15} {r.best:6.3f} {r.median:6.3f} {r.worst:6.3f}" for r in rows]
 
 
+def _serving_outputs(rows: list[serving_faults.ServingRow], out: Path) -> list[str]:
+    """serving.csv (issue #17: a director that cannot serve); the summary lines, keepalived and Pacemaker side by side."""
+    write_csv(
+        out / "serving.csv",
+        ["stack", "fault", "trial", "service_back_s", "takeover_s", "longest_gap_s"],
+        [[r.stack, r.fault, i + 1, f"{b:.3f}", f"{r.took_s[i]:.3f}" if r.took_s else "", f"{r.gap_s[i]:.3f}"] for r in rows for i, b in enumerate(r.back_s)],
+    )
+    lines = [f"Director that cannot serve ({len(rows[0].back_s)} trials each): service back after (s, median / max), longest gap between answers (s, max)"]
+    for fault in dict.fromkeys(r.fault for r in rows):
+        cells = "   ".join(f"{r.stack} {r.median:5.2f} / {r.worst:5.2f}, gap {max(r.gap_s):5.2f}" for r in rows if r.fault == fault)
+        lines.append(f"  {fault:<24} {cells}")
+    return lines
+
+
 def main(args: argparse.Namespace) -> int:
     from . import plots
 
@@ -385,8 +403,16 @@ def main(args: argparse.Namespace) -> int:
         write_csv(out / "gluster-stall.csv", ["ping_timeout_s", "stall_s"], [[r.ping_timeout_s, f"{r.stall_s:.2f}"] for r in srows])
         summary.append("Gluster server cut: web request stall")
         summary += [f"  ping-timeout {r.ping_timeout_s:<22} {r.stall_s:6.1f} s" for r in srows]
-    if "pacemaker" not in args.skip and not lab.pacemaker:
-        takeover += pacemaker_part(lab, trials, log)  # last: it takes the lab down and brings it back
+    serving: list[serving_faults.ServingRow] = []
+    serving_trials = 0 if "serving" in args.skip else (1 if args.quick else 3)
+    if serving_trials:
+        serving += serving_faults.measure(lab, serving_trials, log)
+    if "pacemaker" not in args.skip and not lab.pacemaker:  # last: it takes the lab down and brings it back
+        pm_takeover, pm_serving = pacemaker_part(lab, trials, log, serving_trials, takeover="takeover" not in args.skip)
+        takeover += pm_takeover
+        serving += pm_serving
+    if serving:
+        summary = _serving_outputs(serving, out) + summary
     if takeover:
         summary = _takeover_outputs(takeover, out) + summary
     # Timings on a shared machine depend on what else runs: say how busy it was.

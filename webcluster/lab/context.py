@@ -15,7 +15,7 @@ from ..errors import UsageError
 from ..model import Director
 from ..stackfile import load_stack_file
 from ..topology import Topology
-from . import network, pacemaker, processes, probe
+from . import faults, network, pacemaker, probe
 from .state import CLIENT, LabState, lab_secrets, netns_name
 
 LOAD_SCRIPT = Path(__file__).with_name("load.py")
@@ -85,38 +85,37 @@ class LabContext:
         d = next(x for x in self.directors if x.name == director)
         return self.topo.director_description(d)
 
-    # ------------------------------------------------------------------ faults
+    # ------------------------------------------------------------------ faults (webcluster.lab.faults: the `lab` verbs)
+    @property
+    def vips(self) -> list[str]:
+        c = self.topo.cluster
+        return [str(v) for v in (c.vips.external, c.vips.internal, c.vips.heartbeat)]
+
     def cut(self, node: str) -> None:
-        network.set_links(self.state, node, up=False)
+        faults.cut(self, node)
 
     def restore(self, node: str) -> None:
-        network.set_links(self.state, node, up=True)
+        faults.plug(self, node)
         self.revive(node)
 
     def revive(self, node: str) -> None:
         """Power a director back on that the HA stack's fencing powered off (Pacemaker; keepalived never fences)."""
         if self.pacemaker and node in {d.name for d in self.directors}:
-            pacemaker.power_on(self.state, node)
+            faults.power_on(self, node)
 
     @property
     def pacemaker(self) -> bool:
         return pacemaker.is_pacemaker(self.topo)
 
-    def _managed(self, role: str) -> bool:
+    def managed(self, role: str) -> bool:
         """Whether the HA stack, not the lab, runs this daemon (Pacemaker's HAProxy clone)."""
         return self.pacemaker and role in pacemaker.MANAGED
 
     def kill(self, node: str, role: str, sig: int = signal.SIGKILL) -> None:
-        if self._managed(role):
-            pacemaker.kill_managed(node, role, sig)
-        else:
-            processes.stop(self.state, node, role, sig=sig)
+        faults.stop_process(self, node, role, sig)
 
     def restart(self, node: str, role: str) -> None:
-        if self._managed(role):
-            pacemaker.clear_failures(node, role)  # Pacemaker starts it again there
-        else:
-            processes.start(self.state, node, role, self.state.find(node, role).argv)  # type: ignore[union-attr]
+        faults.start_process(self, node, role)
 
     def containers_of(self, backend: str) -> list[str]:
         b = next(x for x in self.topo.cluster.backends if x.name == backend)

@@ -7,13 +7,15 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Optional
 
 from .. import netns
 from ..render import render_cluster
+from ..render.backend import BACKEND_CONTENT_STEP, NAS_CONTENT_STEP
+from ..render.firewall import FIREWALL_STEP
 from ..render.placeholders import fill
 from ..render.plan import ClusterPlan, NodePlan, RenderedFile
-from ..stackfile import LoadedStack
+from ..stackfile import LoadedStack, load_stack_file
 from ..topology import ROLE_BACKEND, ROLE_DIRECTOR, ROLE_GLUSTER, ROLE_NAS, Topology
 from . import apache, gluster, network, pacemaker, processes
 from .state import BRIDGES, LAB_ROOT, LINK_PREFIX, NETNS_PREFIX, LabState, lab_secrets, sandbox
@@ -21,8 +23,15 @@ from .state import BRIDGES, LAB_ROOT, LINK_PREFIX, NETNS_PREFIX, LabState, lab_s
 Progress = Callable[[str], None]
 
 # Rendered steps that only configure (no package installs, no systemd): the lab runs them as they are.
-LAB_STEPS = {ROLE_DIRECTOR: ("10-sysctl", "20-nat"), ROLE_GLUSTER: ("20-peers", "30-volumes"), ROLE_BACKEND: ("30-content",)}
+LAB_STEPS = {
+    "all": (FIREWALL_STEP,),
+    ROLE_DIRECTOR: ("10-sysctl",),
+    ROLE_NAS: (NAS_CONTENT_STEP,),
+    ROLE_GLUSTER: ("20-peers", "30-volumes"),
+    ROLE_BACKEND: (BACKEND_CONTENT_STEP,),
+}
 NFS_SHARE = LAB_ROOT / "shared" / "nfs"  # stands in for the NAS's NFSv4 root
+FSTAB = "/etc/ha-web-cluster/fstab"  # the docroot mounts the rendered files give a Docker host
 
 
 class LabError(RuntimeError):
@@ -76,12 +85,17 @@ def up(stack: LoadedStack, stack_file: str, progress: Progress = print) -> LabSt
     step("networks: " + ", ".join(f"{n} -> {b}" for n, b in BRIDGES.items()))
     network.create_bridges()
     network.create_client(state, topo)
+    network.create_host(state, topo)
     for index, node in enumerate(topo.nodes):
         sb = sandbox(node.name)
         sb.create(filled_files(plan.nodes[node.name], values), hostname=node.name)
         network.wire_node(state, topo, index, node)
     state.save()
     step(f"{len(topo.nodes)} node namespaces + client {state.client_address}")
+    for node in topo.nodes:
+        for name in LAB_STEPS["all"]:
+            run_step(plan, node.name, name)
+    step("every node: host firewall (rendered step)")
 
     for d in topo.directors:
         for name in LAB_STEPS[ROLE_DIRECTOR]:
@@ -97,16 +111,18 @@ def up(stack: LoadedStack, stack_file: str, progress: Progress = print) -> LabSt
     share.mkdir(parents=True, exist_ok=True)
     _ensure_host_dir(state, raid_mount)
     sandbox(nas.name).run(["mount", "--bind", str(share), raid_mount])
-    step(f"NAS: {raid_mount} is the lab's shared directory {share}")
+    _run_if_rendered(plan, nas.name, LAB_STEPS[ROLE_NAS])
+    step(f"NAS: {raid_mount} is the lab's shared directory {share}; NFS content published there (rendered step)")
 
     if topo.nodes_with_role(ROLE_GLUSTER):
         gluster.bring_up(state, topo, plan, step, _ensure_host_dir, run_step)
 
+    exports = str(plan.nodes[nas.name].files["/etc/exports"].content)
     for b in topo.cluster.backends:
-        _mount_docroots(state, topo, plan.nodes[b.name], b.name)
-    content_node = next(n for n in plan.nodes.values() if any(s.name == "30-content" for s in n.steps))
-    run_step(plan, content_node.name, "30-content")
-    step("backends: docroots mounted, content published (rendered 30-content step)")
+        _mount_docroots(state, topo, plan.nodes[b.name], b.name, export_options(exports, str(b.address)))
+    for b in topo.cluster.backends:
+        _run_if_rendered(plan, b.name, LAB_STEPS[ROLE_BACKEND])
+    step(f"backends: docroots mounted, Gluster content published (rendered {BACKEND_CONTENT_STEP} step)")
 
     for b in topo.cluster.backends:
         for c in apache.container_defs(plan.nodes[b.name]):
@@ -126,6 +142,14 @@ def up(stack: LoadedStack, stack_file: str, progress: Progress = print) -> LabSt
     state.complete = True
     state.save()
     return state
+
+
+def _run_if_rendered(plan: ClusterPlan, node: str, names: tuple[str, ...]) -> None:
+    """Run those of the named steps the node has (a stack without NFS or Gluster content renders fewer)."""
+    have = {s.name for s in plan.nodes[node].steps}
+    for name in names:
+        if name in have:
+            run_step(plan, node, name)
 
 
 def start_container(state: LabState, backend: str, c: "apache.ContainerDef") -> None:
@@ -155,19 +179,53 @@ def _dhcp_clients(topo: Topology, step: Progress) -> None:
     step(f"DHCP: {len(pending)} nodes got their reserved addresses from dnsmasq")
 
 
-def _mount_docroots(state: LabState, topo: Topology, node: NodePlan, name: str) -> None:
-    """Mount what the node's rendered fstab lists: NFS as the lab's shared directory, Gluster for real."""
-    fstab = node.files["/etc/ha-web-cluster/fstab"].content
+def export_options(exports: str, address: str) -> Optional[str]:
+    """The options the NAS's rendered /etc/exports gives `address` (None: not exported to it)."""
+    for line in exports.splitlines():
+        if line.strip() and not line.startswith("#"):
+            for client in line.split()[1:]:
+                host, _, options = client.partition("(")
+                if host == address:
+                    return options.rstrip(")")
+    return None
+
+
+def _mount_docroots(state: LabState, topo: Topology, node: NodePlan, name: str, nfs_options: Optional[str]) -> None:
+    mount_fstab(state, name, str(node.files[FSTAB].content), nfs_options)
+
+
+def mount_fstab(state: LabState, name: str, fstab: str, nfs_options: Optional[str], after_power_off: bool = False) -> None:
+    """Mount what the node's rendered fstab lists: NFS as the lab's shared directory, on the terms
+    of the rendered export (refused when not exported to the node, read-only when `ro`); Gluster for
+    real. After a power-off (the FUSE clients killed) the Gluster mounts are made afresh, as at boot."""
     sb = sandbox(name)
-    for line in str(fstab).splitlines():
+    for line in fstab.splitlines():
         if not line.strip() or line.startswith("#"):
             continue
         source, target, fstype, options = line.split()[:4]
         _ensure_host_dir(state, target)
         if fstype.startswith("nfs"):
-            sb.run(["mount", "--bind", str(NFS_SHARE), target])
+            if nfs_options is None:
+                raise LabError(f"{name} mounts {source}, which the NAS does not export to it")
+            if sb.run(["mountpoint", "-q", target], check=False).returncode != 0:
+                sb.run(["mount", "--bind", str(NFS_SHARE), target])
+                if "ro" in nfs_options.split(","):
+                    sb.run(["mount", "-o", "remount,bind,ro", target])
         else:
+            if after_power_off:
+                sb.run(["umount", "-l", target], check=False)
             gluster.mount_volume(sb, source, target, options)
+
+
+def boot_mounts(state: LabState, name: str) -> None:
+    """What a powered-on node mounts at boot: its rendered fstab, read from its own /etc (if it has
+    one), NFS on the terms of the NAS's rendered /etc/exports."""
+    path = sandbox(name).path(FSTAB)
+    if path.exists():
+        topo = Topology(load_stack_file(Path(state.stack_file)).config)
+        nas = topo.nodes_with_role(ROLE_NAS)[0]
+        exports = sandbox(nas.name).path("/etc/exports").read_text()
+        mount_fstab(state, name, path.read_text(), export_options(exports, str(topo.node(name).internal_address)), after_power_off=True)
 
 
 def wait_for_vip(topo: Topology, vip: str, timeout: float) -> str:
@@ -212,7 +270,7 @@ def down(progress: Progress = print) -> None:
     gluster.detach_loops(state)
     for sub in ("shared", "logs", "bricks", "nodes"):
         shutil.rmtree(LAB_ROOT / sub, ignore_errors=True)
-    for f in ("state.json", "secrets.json", "fence.sock"):
+    for f in ("state.json", "secrets.json", "fence.sock", "faults.json", "faults.lock"):
         (LAB_ROOT / f).unlink(missing_ok=True)
     progress(f"lab down: removed {len(names)} namespaces")
 

@@ -2,7 +2,8 @@
 
 Standalone (stdlib only) so it can run as `ip netns exec <client> python3 load.py ...`.
 Prints one JSON object: requests, failures (by kind), the longest time without a
-successful response, and which container served each success.
+successful response, and which container served each success. With --stream: the small
+steady probe load of `lab watch`, running totals as JSON lines.
 """
 
 from __future__ import annotations
@@ -80,15 +81,52 @@ def run(url: str, concurrency: int, requests: int, duration: float, timeout: flo
     }
 
 
+def stream(urls: list[str], rate: float, duration: float, timeout: float, every: float = 0.5) -> None:
+    """A small steady probe load (`lab watch`): one request at a time per URL, at most `rate` a
+    second each, until `duration` ends; every `every` s one JSON line of running totals per URL."""
+    totals = {u: {"requests": 0, "ok": 0, "failed": 0, "last_error": ""} for u in urls}
+    lock = threading.Lock()
+    deadline = time.monotonic() + duration
+
+    def worker(url: str) -> None:
+        parts = urlsplit(url)
+        path = parts.path + (f"?{parts.query}" if parts.query else "")
+        while time.monotonic() < deadline:
+            started = time.monotonic()
+            ok, kind, _ = one_request(parts.hostname, parts.port or 80, path, timeout)
+            with lock:
+                t = totals[url]
+                t["requests"] += 1
+                t["ok" if ok else "failed"] += 1
+                if not ok:
+                    t["last_error"] = f"{time.strftime('%H:%M:%S')} {kind}"
+            time.sleep(max(0.0, 1 / rate - (time.monotonic() - started)))
+
+    for url in urls:
+        threading.Thread(target=worker, args=(url,), daemon=True).start()
+    while time.monotonic() < deadline:
+        time.sleep(every)
+        with lock:
+            line = json.dumps({"t": time.monotonic(), "totals": totals})
+        try:
+            print(line, flush=True)
+        except BrokenPipeError:  # the watcher is gone
+            return
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("url")
+    p.add_argument("url", nargs="+")
     p.add_argument("-c", "--concurrency", type=int, default=10)
     p.add_argument("-n", "--requests", type=int, default=5000)
     p.add_argument("--duration", type=float, default=120.0, help="hard upper bound in seconds")
     p.add_argument("--timeout", type=float, default=5.0)
+    p.add_argument("--stream", type=float, metavar="RATE", help="probe every URL at most RATE times a second, printing running totals (lab watch)")
     a = p.parse_args()
-    print(json.dumps(run(a.url, a.concurrency, a.requests, a.duration, a.timeout)))
+    if a.stream:
+        stream(a.url, a.stream, a.duration, a.timeout)
+    else:
+        print(json.dumps(run(a.url[0], a.concurrency, a.requests, a.duration, a.timeout)))
 
 
 if __name__ == "__main__":

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import ipaddress
+from typing import Sequence
 
 from .. import netns
 from ..topology import Node, Topology
-from .state import BRIDGES, CLIENT, LabState, netns_name, outside_link, sandbox
+from .state import BRIDGES, CLIENT, HYPERVISOR, LINK_PREFIX, LabState, netns_name, outside_link, sandbox
 
 
 def create_bridges() -> None:
@@ -65,11 +66,64 @@ def create_client(state: LabState, topo: Topology) -> None:
     state.links[CLIENT] = ["hwl-client"]
 
 
-def set_links(state: LabState, node: str, up: bool) -> None:
-    """Unplug (or plug back) every cable of a node: the root-namespace ends go down, the node sees no carrier."""
-    batch = "".join(f"link set {link} {'up' if up else 'down'}\n" for link in state.links.get(node, []))
+def create_host(state: LabState, topo: Topology) -> None:
+    """A namespace with the hypervisor host's addresses, as the e2e network plays it: the external
+    gateway and libvirt's host address on the internal network. The firewalls let it (and not the
+    client) reach the stats page; it does not forward."""
+    ns = netns_name(HYPERVISOR)
+    netns.add_netns(ns)
+    links = []
+    gateway = topo.cluster.networks.external.gateway
+    wanted = [("external", "eth0", gateway), ("internal", "eth1", topo.libvirt_host_address)]
+    for network, nic, address in wanted:
+        if address is None:
+            continue
+        outside = f"hwl-hv{nic[-1]}"
+        netns.veth_into(ns, nic, outside, bridge=BRIDGES[network])
+        netns.add_address(ns, nic, f"{address}/{topo.network_of(network).prefixlen}")
+        links.append(outside)
+    state.links[HYPERVISOR] = links
+
+
+def node_links(state: LabState, topo: Topology, node: str, networks: Sequence[str] | None = None) -> list[str]:
+    """The root-namespace ends of the node's NICs on these networks (all of its NICs for None)."""
+    nics = topo.node(node).nics if node != CLIENT else []
+    links = state.links.get(node, [])
+    if networks is None:
+        return list(links)
+    if node == CLIENT:
+        return list(links) if "external" in networks else []
+    return [link for link, nic in zip(links, nics) if nic.network in networks]
+
+
+def set_links(state: LabState, node: str, up: bool, links: Sequence[str] | None = None) -> None:
+    """Unplug (or plug back) cables of a node, every one by default: the root-namespace ends go
+    down, the node sees no carrier. The one way the lab cuts a link (scenarios, `lab cut`, the power switch)."""
+    chosen = state.links.get(node, []) if links is None else links
+    batch = "".join(f"link set {link} {'up' if up else 'down'}\n" for link in chosen)
     # One netlink batch: all cables go at once, as when a machine dies, not one by one.
     netns.run(["ip", "-batch", "-"], input=batch)
+
+
+def links_down() -> set[str]:
+    """The lab's root-namespace link ends whose cable is out (one `ip link` for all of them)."""
+    out = netns.run(["ip", "-o", "link", "show"], check=False).stdout
+    down = set()
+    for line in out.splitlines():
+        parts = line.split(":", 2)
+        if len(parts) > 2 and parts[1].strip().startswith(LINK_PREFIX) and "state DOWN" in parts[2]:
+            down.add(parts[1].strip().split("@")[0])
+    return down
+
+
+def set_netem(links: Sequence[str], delay_ms: float = 0, loss_pct: float = 0) -> None:
+    """Delay and drop packets leaving the bridge towards these NICs (tc netem), or clear that (both 0).
+    On a bridge every packet leaves by one port per receiver, so a hop is delayed once."""
+    for link in links:
+        if delay_ms or loss_pct:
+            netns.run(["tc", "qdisc", "replace", "dev", link, "root", "netem", "delay", f"{delay_ms:g}ms", "loss", f"{loss_pct:g}%"])
+        else:
+            netns.run(["tc", "qdisc", "del", "dev", link, "root"], check=False)
 
 
 def addresses(node: str) -> list[str]:

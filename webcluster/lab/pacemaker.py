@@ -28,17 +28,16 @@ import shutil
 import signal
 import time
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import yaml
 
-from .. import netns
 from ..render import pacemaker as rpm
 from ..render.plan import ClusterPlan, RenderedFile
 from ..sandbox import pid_alive
 from ..topology import Topology
-from . import fence_lab, network, power, processes
-from .state import LabState, netns_name, sandbox
+from . import fence_lab, power, processes
+from .state import LabState, sandbox
 
 Progress = Callable[[str], None]
 RunStep = Callable[..., str]
@@ -179,19 +178,15 @@ def start_director(state: LabState, node: str, qdevice: bool) -> None:
     processes.start(state, node, "pacemaker", ["pacemakerd"])
 
 
-def power_on(state: LabState, node: str, timeout: float = 60.0) -> None:
-    """The lab's power button: cables in, then every daemon the lab recorded for the node that is not
-    running, in the recorded order. A node that was off boots with an empty /run and /dev/shm, and
-    counts as up once it is back in the cluster with its HAProxy running (bounded wait)."""
-    network.set_links(state, node, up=True)
-    was_off = not netns.pids_in(netns_name(node))
-    if was_off:
-        sandbox(node).clear_runtime()
-    for proc in [p for p in state.processes if p.node == node]:
-        processes.start(state, node, proc.role, proc.argv)
-        if proc.role == "corosync":
+def power_on(state: LabState, node: str, timeout: float = 60.0, links: Optional[Sequence[str]] = None) -> None:
+    """A director's power button (power.power_on, corosync answering before the daemons after it);
+    a director that was off counts as up once it is back in the cluster with its HAProxy running (bounded wait)."""
+
+    def ready(role: str) -> None:
+        if role == "corosync":
             wait_for(f"corosync on {node}", lambda: corosync_ready(node), 30)
-    if was_off:
+
+    if power.power_on(state, node, ready, links=links):
         wait_for(f"{node} back in the cluster with HAProxy running", lambda: haproxy_running(node), timeout, 0.5)
 
 

@@ -26,12 +26,12 @@ import socket
 import sys
 import time
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 from .. import netns
 from . import network, processes
 from .fence_lab import ask
-from .state import LAB_ROOT, LabState, netns_name
+from .state import LAB_ROOT, LabState, netns_name, sandbox
 
 ROLE = "power-switch"  # its role in the lab state, on node processes.HOST
 SOCKET = LAB_ROOT / "fence.sock"
@@ -91,8 +91,9 @@ def drop_addresses(node: str, addresses: Sequence[str]) -> list[str]:
     return dropped
 
 
-def power_off(node: str, vips: Sequence[str]) -> dict[str, Any]:
-    """Fence `node` (see the module docstring for the order and why) and journal it."""
+def power_off(node: str, vips: Sequence[str], cause: str = "fenced") -> dict[str, Any]:
+    """Power `node` off (see the module docstring for the order and why) and journal it: the one
+    way the lab powers a node off, for fencing and for `lab power off` (cause says which)."""
     state = LabState.load()
     if state is None or node not in state.links:
         raise KeyError(f"{node} is not a node of the running lab")
@@ -100,16 +101,49 @@ def power_off(node: str, vips: Sequence[str]) -> dict[str, Any]:
     network.set_links(state, node, up=False)
     killed = kill_node_processes(state, node)
     dropped = drop_addresses(node, vips)
-    entry = {"node": node, "action": "off", "started": started, "done": time.monotonic(), "links_down": state.links[node], "killed": killed, "vips_dropped": dropped}
-    JOURNAL.parent.mkdir(parents=True, exist_ok=True)
-    with open(JOURNAL, "a") as f:
-        f.write(json.dumps(entry) + "\n")
+    entry = {"node": node, "action": "off", "cause": cause, "started": started, "done": time.monotonic(), "links_down": state.links[node], "killed": killed, "vips_dropped": dropped}
+    _journal(entry)
     return entry
 
 
-def journal() -> list[dict[str, Any]]:
-    """Every power-off the switch carried out, oldest first (times: time.monotonic(), the same clock in every process)."""
-    return [json.loads(line) for line in JOURNAL.read_text().splitlines()] if JOURNAL.exists() else []
+def _journal(entry: dict[str, Any]) -> None:
+    JOURNAL.parent.mkdir(parents=True, exist_ok=True)
+    with open(JOURNAL, "a") as f:
+        f.write(json.dumps(entry) + "\n")
+
+
+def power_on(state: LabState, node: str, ready: Callable[[str], None] = lambda _role: None, boot: Callable[[], None] = lambda: None,
+             links: Optional[Sequence[str]] = None) -> bool:
+    """The lab's power button: cables in (these links, all by default), then every daemon the lab
+    recorded for the node that is not running, in the recorded order (`ready(role)` after each:
+    wait until it answers). A node that was off boots: an empty /run and /dev/shm, then `boot()`
+    (its mounts) before the daemons. Returns whether it was off."""
+    network.set_links(state, node, up=True, links=links)
+    was_off = not netns.pids_in(netns_name(node))
+    if was_off:
+        sandbox(node).clear_runtime()
+        boot()
+    for proc in [p for p in state.processes if p.node == node]:
+        processes.start(state, node, proc.role, proc.argv)
+        ready(proc.role)
+    if was_off:
+        _journal({"node": node, "action": "on", "done": time.monotonic()})
+    return was_off
+
+
+def journal(action: str = "off") -> list[dict[str, Any]]:
+    """Every power-off (or power-on) carried out, oldest first (times: time.monotonic(), the same clock in every process)."""
+    entries = [json.loads(line) for line in JOURNAL.read_text().splitlines()] if JOURNAL.exists() else []
+    return [e for e in entries if e.get("action", "off") == action]
+
+
+def powered_off() -> set[str]:
+    """The nodes whose last power action was `off` (fenced, or `lab power off`) and that are not on again."""
+    last: dict[str, str] = {}
+    for line in JOURNAL.read_text().splitlines() if JOURNAL.exists() else []:
+        entry = json.loads(line)
+        last[entry["node"]] = entry["action"]
+    return {node for node, action in last.items() if action == "off"}
 
 
 def cables_in(state: LabState, node: str) -> bool:

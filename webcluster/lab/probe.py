@@ -9,7 +9,7 @@ import subprocess
 from dataclasses import dataclass
 from typing import Optional
 
-from .state import CLIENT, netns_name
+from .state import CLIENT, HYPERVISOR, netns_name
 
 CONTAINER_RE = re.compile(r'<p id="container">Contenedor: ([^<]*)</p>')
 
@@ -76,13 +76,14 @@ class ServerState:
     status: str  # UP, DOWN, MAINT, ...
 
 
-def stats_csv(host: str, port: int, uri: str, auth: tuple[str, str]) -> tuple[list[ServerState], str]:
-    """Server states from the stats page's CSV export, plus the page's description (the director's name)."""
-    resp = get(f"http://{host}:{port}{uri};csv", auth=auth)
+def stats_csv(host: str, port: int, uri: str, auth: tuple[str, str], timeout: float = 5) -> tuple[list[ServerState], str]:
+    """Server states from the stats page's CSV export, plus the page's description (the director's name).
+    Asked from the hypervisor host's namespace: the firewalls keep the client out (adminNetworks)."""
+    resp = get(f"http://{host}:{port}{uri};csv", auth=auth, ns=HYPERVISOR, timeout=timeout)
     if resp.status != 200:
         raise RuntimeError(f"stats page at {host}:{port} answered {resp.status} {resp.error}")
     rows = list(csv.DictReader(io.StringIO(resp.body.lstrip("# "))))
     servers = [ServerState(r["pxname"], r["svname"], r["status"].split()[0]) for r in rows if r["svname"] not in ("FRONTEND", "BACKEND")]
-    html = get(f"http://{host}:{port}{uri}", auth=auth).body
+    html = get(f"http://{host}:{port}{uri}", auth=auth, ns=HYPERVISOR, timeout=timeout).body
     m = re.search(r"Statistics Report for pid \d+[^:<]*: ([^<]*)<", html)
     return servers, (m.group(1).strip() if m else "")

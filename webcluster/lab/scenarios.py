@@ -8,14 +8,14 @@ tests/test_lab.py run the same functions.
 from __future__ import annotations
 
 import re
-import signal
 import time
 from typing import Callable
 
-from . import pacemaker, probe
+from . import faults, pacemaker, probe, security
 from ..loss import loss_budget
 from ..waiting import wait_until
 from .context import LabContext
+from .state import HYPERVISOR
 
 Scenario = Callable[[LabContext], list[str]]
 SCENARIOS: dict[str, Scenario] = {}
@@ -69,9 +69,12 @@ def all_up(lab: LabContext) -> list[str]:
     n = _assert_all_up(lab)
     _, desc = lab.stats()
     assert desc == lab.description(master), f"stats page names {desc!r}"
-    unauth = probe.get(f"http://{lab.vip}:{lab.topo.cluster.haproxy.stats.port}{lab.topo.cluster.haproxy.stats.uri}")
+    stats_url = f"http://{lab.vip}:{lab.topo.cluster.haproxy.stats.port}{lab.topo.cluster.haproxy.stats.uri}"
+    unauth = probe.get(stats_url, ns=HYPERVISOR)
     assert unauth.status == 401, f"stats page without credentials answered {unauth.status}"
-    notes.append(f"stats: {n} servers UP, names {desc!r}, 401 without credentials")
+    outsider = probe.get(stats_url, auth=lab.auth, timeout=2)
+    assert outsider.status == 0, f"the client (not in adminNetworks) reached the stats page: {outsider.status}"
+    notes.append(f"stats: {n} servers UP, names {desc!r}, 401 without credentials, no answer to the client")
     return notes
 
 
@@ -150,17 +153,17 @@ def containers_stopped(lab: LabContext) -> list[str]:
         try:
             for count in (1, 2):
                 chosen = victims[:count]
-                result = _under_load(lab, svc.port, lambda: [lab.kill(h, f"container:{c}", sig=signal.SIGWINCH) for h, c in chosen])
+                result = _under_load(lab, svc.port, lambda: [faults.stop(lab, c) for _, c in chosen])
                 took = _wait_states(lab, [c for _, c in chosen], "DOWN")
                 assert result["failed"] <= loss_budget(svc.mode.value, LOAD_CONCURRENCY), f"{svc.name}: {result['failed']} requests failed: {result['failures']}"
                 notes.append(f"{svc.name}, {count} stopped: DOWN {took:.1f} s after the load ended, {result['ok']}/{result['requests']} OK ({result['failed']} lost)")
-                for h, c in chosen:
-                    lab.restart(h, f"container:{c}")
+                for _, c in chosen:
+                    faults.start(lab, c)
                 _wait_states(lab, [c for _, c in chosen], "UP")
         finally:
             for h, c in victims:
                 if not _alive(lab, h, c):
-                    lab.restart(h, f"container:{c}")
+                    faults.start(lab, c)
     return notes
 
 
@@ -219,6 +222,11 @@ def gluster_server_cut(lab: LabContext) -> list[str]:
     return run(lab)
 
 
+# The secure-by-default proofs (security.py), after the seed's tests.
+for _proof in security.PROOFS:
+    scenario(_proof)
+
+
 def main(only: list[str] | None = None) -> int:
     lab = LabContext.current()
     names = only or list(SCENARIOS)
@@ -239,3 +247,10 @@ def main(only: list[str] | None = None) -> int:
     failed = sum(r[1] == "FAIL" for r in rows)
     print(f"{len(rows) - failed} passed, {failed} failed")
     return 1 if failed else 0
+
+
+# Issue #17: a director that cannot serve gives up the VIPs; faults that must move nothing (lab/serving_faults.py).
+from .serving_faults import FAULTS as _SERVING_FAULTS, scenario_for as _serving_scenario  # noqa: E402
+
+for _name in _SERVING_FAULTS:
+    scenario(_serving_scenario(_name))

@@ -11,7 +11,7 @@ import string
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from ..sandbox import Sandbox
 
@@ -19,6 +19,7 @@ LAB_ROOT = Path(os.environ.get("HAWC_LAB_ROOT", "/var/lib/hawc-lab"))
 NETNS_PREFIX = "hwl-"  # every lab namespace
 LINK_PREFIX = "hwl"  # every lab bridge and veth end in the root namespace
 CLIENT = "client"
+HYPERVISOR = "hypervisor"  # the hypervisor host's addresses (external gateway, libvirt host address): adminNetworks' `host`
 NETWORKS = ("external", "internal", "heartbeat")
 BRIDGES = {"external": "hwl-ext", "internal": "hwl-int", "heartbeat": "hwl-hb"}
 
@@ -120,13 +121,68 @@ def _new_secrets() -> dict[str, str]:
     }
 
 
+# --------------------------------------------------------------------------- faults in force
+
+
+def faults_path() -> Path:
+    return LAB_ROOT / "faults.json"
+
+
+def faults_in_force() -> dict[str, dict[str, Any]]:
+    """What `lab` verbs (and the scenarios, through them) broke and did not undo yet, oldest first.
+
+    Kept beside state.json rather than in it: a verb run from another shell must not overwrite
+    the daemons' PIDs a running command holds in memory, nor lose its record when that command saves."""
+    try:
+        return json.loads(faults_path().read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def record_fault(key: str, fault: Optional[dict[str, Any]]) -> None:
+    """Record a fault under key (its words, e.g. `cut standby1 internal`), or forget it (None)."""
+    LAB_ROOT.mkdir(parents=True, exist_ok=True)
+    with open(LAB_ROOT / "faults.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # read-modify-write: two verbs at once keep both records
+        faults = faults_in_force()
+        faults.pop(key, None)
+        if fault is not None:
+            faults[key] = fault
+        tmp = faults_path().with_suffix(".tmp")
+        tmp.write_text(json.dumps(faults, indent=2))
+        tmp.replace(faults_path())
+
+
 class LabBusy(RuntimeError):
     pass
 
 
+LOCK_HOLDER = "HAWC_LAB_LOCK_HOLDER"  # environment: PID of the process holding the lab lock
+
+
+def _held_by_ancestor() -> bool:
+    """Whether a parent of ours holds the lab lock (a lab command run by a lab test, say): it waits for us."""
+    holder = os.environ.get(LOCK_HOLDER, "")
+    pid = os.getpid()
+    for _ in range(64):  # bounded walk up the process tree
+        if str(pid) == holder:
+            return True
+        try:
+            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            return False
+        if pid <= 1:
+            return False
+    return False
+
+
 @contextlib.contextmanager
 def exclusive(timeout: float = 1800.0, poll: float = 0.5):
-    """One lab user at a time (up, down, test, bench, the lab tests): others wait, bounded."""
+    """One lab user at a time (up, down, test, bench, the verbs, the lab tests): others wait, bounded.
+    A process whose ancestor holds the lock runs on (the holder waits for its child)."""
+    if _held_by_ancestor():
+        yield
+        return
     LAB_ROOT.mkdir(parents=True, exist_ok=True)
     with open(LAB_ROOT / "lock", "w") as f:
         deadline = time.monotonic() + timeout
@@ -138,7 +194,13 @@ def exclusive(timeout: float = 1800.0, poll: float = 0.5):
                 if time.monotonic() > deadline:
                     raise LabBusy(f"another lab command held {LAB_ROOT / 'lock'} for {timeout:.0f} s") from None
                 time.sleep(poll)
+        previous = os.environ.get(LOCK_HOLDER)
+        os.environ[LOCK_HOLDER] = str(os.getpid())
         try:
             yield
         finally:
+            if previous is None:
+                os.environ.pop(LOCK_HOLDER, None)
+            else:
+                os.environ[LOCK_HOLDER] = previous
             fcntl.flock(f, fcntl.LOCK_UN)

@@ -6,16 +6,18 @@ from typing import Any
 
 from ..stackfile import load_stack_file
 from ..topology import Topology
-from . import network, processes, probe
-from .state import CLIENT, LabState, lab_secrets, netns_name
+from . import faults, network, processes, probe
+from .state import CLIENT, HYPERVISOR, LabState, faults_in_force, lab_secrets, netns_name
 
 
 def collect(state: LabState) -> dict[str, Any]:
-    from pathlib import Path
+    from .context import LabContext
 
-    topo = Topology(load_stack_file(Path(state.stack_file)).config)
+    lab = LabContext(state)
+    topo = lab.topo
     c = topo.cluster
-    nodes = {n.name: {"netns": netns_name(n.name), "role": n.role, "addresses": network.addresses(n.name)} for n in topo.nodes}
+    states = faults.node_states(lab)
+    nodes = {n.name: {"netns": netns_name(n.name), "role": n.role, "state": states[n.name], "addresses": network.addresses(n.name)} for n in topo.nodes}
     vips = {}
     for vip in (c.vips.external, c.vips.internal, c.vips.heartbeat):
         holders = [d.name for d in topo.directors if network.holds(d.name, str(vip))]
@@ -40,18 +42,20 @@ def collect(state: LabState) -> dict[str, Any]:
         "stats_description": description,
         "haproxy_servers": servers,
         "daemons": daemons,
+        "faults": faults_in_force(),
     }
 
 
 def format_status(s: dict[str, Any]) -> str:
     lines = [f"lab of stack {s['stack']} ({'up' if s['complete'] else 'incomplete'}); client {s['client_netns']} {s['client_address']}"]
     for name, n in s["nodes"].items():
-        lines.append(f"  {name:<10} {n['role']:<9} {n['netns']:<14} {' '.join(n['addresses'])}")
+        lines.append(f"  {name:<10} {n['role']:<9} {n['state']:<5} {n['netns']:<14} {' '.join(n['addresses'])}")
     for vip, holder in s["vips"].items():
         lines.append(f"  VIP {vip:<15} held by {holder}")
     lines.append(f"  stats page says: {s['stats_description']}")
     for backend, servers in s["haproxy_servers"].items():
         lines.append(f"  {backend:<15} " + " ".join(f"{k}:{v}" for k, v in servers.items()))
+    lines.append("  faults in force: " + ("; ".join(s["faults"]) or "none"))
     dead = [k for k, ok in s["daemons"].items() if not ok]
     lines.append(f"  daemons: {len(s['daemons']) - len(dead)} running" + (f", not running: {', '.join(dead)}" if dead else ""))
     return "\n".join(lines)

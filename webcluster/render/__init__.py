@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from ..model import StackConfig
 from ..topology import ROLE_GLUSTER, ROLE_NAS, Topology
-from .backend import add_backend, add_containers, add_content
+from .backend import BACKEND_CONTENT_STEP, NAS_CONTENT_STEP, add_backend, add_containers, add_content
 from .builder import NodeBuilder
 from .cloudinit import cloud_init_documents
 from .common import add_base
 from .director import add_director, add_smoke_check
+from .firewall import add_firewall
 from .hastack import ha_stack_for
 from .plan import ClusterPlan, NodePlan, StepRef
 from .storage import add_gluster_server, add_gluster_volumes, add_nas
@@ -33,6 +34,7 @@ def render_cluster(config: StackConfig) -> ClusterPlan:
     network_ready = [builders[topo.master.name].plan.step("30-dnsmasq").ref, *ha_ready]
     for b in builders.values():
         add_base(b, network_ready)
+        add_firewall(b)
 
     storage_ready: dict[str, StepRef] = {}
     nas = topo.nodes_with_role(ROLE_NAS)[0]
@@ -45,13 +47,19 @@ def render_cluster(config: StackConfig) -> ClusterPlan:
             storage_ready[v.name] = volumes
 
     containers_ready: list[StepRef] = []
-    content_step = None
-    for backend in topo.cluster.backends:
+    content_ready: list[StepRef] = []
+    in_use = topo.storages_in_use()
+    if "nfs" in in_use:
+        raid = topo.cluster.nas.raid.mountpoint
+        nfs_docroot = f"{raid}/{topo.cluster.docker.docroot_subdir}"
+        content_ready.append(add_content(builders[nas.name], NAS_CONTENT_STEP, [nfs_docroot], storage_ready["nfs"], mountpoint=raid).ref)
+    gluster_docroots = [topo.docroot(s) for s in in_use if s != "nfs"]
+    for i, backend in enumerate(topo.cluster.backends):
         b = builders[backend.name]
         mounts_step, docker_step = add_backend(b, backend, storage_ready)
-        if content_step is None:
-            content_step = add_content(b, topo.storages_in_use(), mounts_step.ref)
-        containers_ready.append(add_containers(b, backend, [docker_step.ref, mounts_step.ref, content_step.ref]).ref)
+        if i == 0 and gluster_docroots:
+            content_ready.append(add_content(b, BACKEND_CONTENT_STEP, gluster_docroots, mounts_step.ref).ref)
+        containers_ready.append(add_containers(b, backend, [docker_step.ref, mounts_step.ref, *content_ready]).ref)
 
     add_smoke_check(builders[topo.master.name], containers_ready + ha_ready)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 from ..model import Backend
 from ..topology import Topology
@@ -13,6 +14,8 @@ from .plan import Step, StepRef
 CONTAINERS_DIR = "/etc/ha-web-cluster/containers"
 RECONCILE = "/usr/local/sbin/hawc-containers"
 FSTAB = "/etc/ha-web-cluster/fstab"
+NAS_CONTENT_STEP = "40-content"  # the NFS docroot, written on the NAS (the export is read-only)
+BACKEND_CONTENT_STEP = "30-content"  # the Gluster docroots, through the first Docker host's mounts
 
 
 @dataclass(frozen=True)
@@ -54,19 +57,19 @@ def add_backend(b: NodeBuilder, backend: Backend, storage_ready: dict[str, StepR
     return mount_step, docker
 
 
-def add_content(b: NodeBuilder, storages: list[str], after: StepRef) -> Step:
-    """Publish the web pages into every shared docroot in use (once, from one host)."""
-    topo = b.topo
+def add_content(b: NodeBuilder, name: str, docroots: list[str], after: StepRef, mountpoint: Optional[str] = None) -> Step:
+    """Publish the web pages into shared docroots (once, from one node): the NFS docroot on the
+    NAS itself (the Docker hosts mount it read-only), the Gluster ones from a Docker host.
+    `mountpoint`: refuse to write unless it is mounted."""
     files = add_content_files(b)
-    docroots = [topo.docroot(s) for s in storages]
-    return b.step("30-content", "web content into the shared docroots", "steps/backend/30-content.sh.j2", files=files, after=[after], docroots=docroots, sources=files)
+    return b.step(name, "web content into " + ", ".join(docroots), "steps/common/content.sh.j2", files=files, after=[after], docroots=docroots, sources=files, mountpoint=mountpoint)
 
 
 def add_containers(b: NodeBuilder, backend: Backend, after: list[StepRef]) -> Step:
     topo = b.topo
     files = []
     for k in backend.containers:
-        files.append(b.file(container_env_path(k.name), "backend/container.env.j2", c=k, host=backend.name, image=topo.cluster.docker.image, docroot=topo.docroot(k.docroot)))
+        files.append(b.file(container_env_path(k.name), "backend/container.env.j2", c=k, host=backend.name, bind=backend.address, image=topo.cluster.docker.image, docroot=topo.docroot(k.docroot)))
     script = b.file(RECONCILE, "backend/hawc-containers.j2", mode=0o755, definitions=CONTAINERS_DIR)
     files.append(script)
     return b.step(

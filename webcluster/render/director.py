@@ -1,4 +1,4 @@
-"""Director files and steps: sysctl, NAT, dnsmasq, HAProxy, the HA stack, the smoke check."""
+"""Director files and steps: sysctl, dnsmasq, HAProxy, the HA stack, the smoke check (firewall and NAT: firewall.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from ..model import Director
 from ..topology import Topology
 from . import placeholders
 from .builder import NodeBuilder
+from .firewall import stats_addresses
 from .hastack import ha_stack_for
 from .plan import Step, StepRef
 
@@ -63,8 +64,6 @@ def add_director(b: NodeBuilder, director: Director) -> Step:
     is_master = director.name == topo.master.name
     sysctl = b.file(SYSCTL_FILE, "director/sysctl.conf.j2")
     b.step("10-sysctl", "IP forwarding and non-local bind", "steps/director/10-sysctl.sh.j2", files=[sysctl], sysctl_file=SYSCTL_FILE)
-    nft = b.file("/etc/nftables.conf", "director/nftables.conf.j2", mode=0o755, internal=c.networks.internal.cidr, external_if="enp0s3")
-    b.step("20-nat", "NAT of the internal network", "steps/director/20-nat.sh.j2", files=[nft], internal=c.networks.internal.cidr)
     _add_dnsmasq(b, director, is_master)
     admin_sources = [str(topo.network_of(n)) for n in c.haproxy.stats.admin_networks]
     haproxy_cfg = b.file(
@@ -78,6 +77,7 @@ def add_director(b: NodeBuilder, director: Director) -> Step:
         stats_password=placeholders.secret("statsPassword"),
         description=topo.director_description(director),
         admin_sources=admin_sources,
+        stats_addresses=stats_addresses(topo, director.internal),
     )
     haproxy = b.step(
         "40-haproxy",

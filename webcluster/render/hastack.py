@@ -11,7 +11,7 @@ from typing import Mapping, Protocol
 
 from ..model import Director
 from ..topology import Topology
-from . import placeholders
+from . import placeholders, serving
 from .builder import NodeBuilder
 from .plan import Step, StepRef
 
@@ -49,11 +49,18 @@ class KeepalivedStack:
             interval_ms=interval_ms,
             interval_s=f"{interval_ms / 1000:g}",
         )
+        peers = [d for d in c.directors if d.name != director.name]
         instances = [
             {"name": "VI_1", "interface": "enp0s3", "router_id": vrrp.router_ids["external"], "vip": f"{c.vips.external}/{c.networks.external.cidr.prefixlen}", "track": True},
             {"name": "VI_2", "interface": "enp0s8", "router_id": vrrp.router_ids["internal"], "vip": f"{c.vips.internal}/{c.networks.internal.cidr.prefixlen}", "track": True},
             {"name": "VI_3", "interface": "enp0s9", "router_id": vrrp.router_ids["heartbeat"], "vip": f"{c.vips.heartbeat}/{c.networks.heartbeat.cidr.prefixlen}", "track": False},
         ]
+        # Adverts go unicast to the peer directors only, and adverts from anybody else are ignored:
+        # multicast on the client-facing network let any host there take the VIP.
+        for inst, network in zip(instances, ("external", "internal", "heartbeat")):
+            inst["src"] = str(getattr(director, network))
+            inst["peers"] = [str(getattr(p, network)) for p in peers]
+        backends_up = serving.add_check_program(b)
         advert = vrrp.advert_interval if vrrp.version == 3 else max(1, round(vrrp.advert_interval))
         conf = b.file(
             KEEPALIVED_CONF,
@@ -65,12 +72,16 @@ class KeepalivedStack:
             vrrp_password=placeholders.secret("vrrpAuthPass"),
             check_script=CHECK_HAPROXY,
             instances=instances,
+            backends_script=backends_up,
+            backends_weight=serving.weight(self.topo.directors),
+            # keepalived ignores preempt_delay on an instance that starts as MASTER (and says so)
+            preempt_delay=None if director.name == self.topo.master.name else c.serving_check.hold_s,
         )
         return b.step(
             "50-keepalived",
             "keepalived VRRP (VIPs follow the highest-priority director whose HAProxy is alive)",
             "steps/director/50-keepalived.sh.j2",
-            files=[conf, check],
+            files=[conf, check, backends_up],
             after=[haproxy_step],
             priority=director.priority,
         )

@@ -33,7 +33,7 @@ from typing import Mapping, Optional
 
 from ..model import Director
 from ..topology import Topology
-from . import placeholders
+from . import placeholders, serving
 from .builder import NodeBuilder
 from .plan import Step, StepRef
 
@@ -55,6 +55,7 @@ PACEMAKER_STEP = "52-pacemaker"
 VIP_GROUP = "grupo1"
 HAPROXY = "haproxy"
 HAPROXY_CLONE = "haproxy-clone"
+BACKENDS = "backends-up"  # keeps the node attribute serving.ATTRIBUTE (HAProxy's view of the backends)
 QNETD_CA_CN = "QNet CA"  # names corosync's own certutil scripts use
 QNETD_SERVER_CN = "Qnetd Server"  # what corosync-qdevice expects of qnetd's certificate
 
@@ -209,7 +210,8 @@ class PacemakerStack:
         )
 
     def _add_pacemaker(self, b: NodeBuilder) -> Step:
-        files = [b.raw(HACLUSTER_PASSWORD, placeholders.secret("haclusterPassword"), mode=0o600)]
+        """Also installs the program the backends-up clone runs (it must be there before the CIB names it)."""
+        files = [b.raw(HACLUSTER_PASSWORD, placeholders.secret("haclusterPassword"), mode=0o600), serving.add_check_program(b)]
         agent = self.pm.fence_agent(self.topo.config.hypervisor)
         if agent:
             files.append(b.raw(FENCE_PASSWORD, placeholders.secret("fencePassword"), mode=0o600))
@@ -235,6 +237,12 @@ class PacemakerStack:
             clone=HAPROXY_CLONE,
             preferences=preferences(self.topo),
             fence_devices=devices,
+            links=serving.link_monitors(),
+            backends=BACKENDS,
+            backends_program=serving.BACKENDS_UP,
+            backends_attribute=serving.ATTRIBUTE,
+            backends_weight=serving.weight(self.topo.directors),
+            hold_s=self.topo.cluster.serving_check.hold_s,
         )
         directors = [n.name for n in ring_nodes(self.topo)]
         return b.step(

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from ..topology import Topology
 from .builder import NodeBuilder
+from .firewall import address_list
 from .plan import Step, StepRef
 
 RAID_CONF = "/etc/ha-web-cluster/raid.conf"
@@ -35,7 +36,8 @@ def add_nas(b: NodeBuilder) -> Step:
            slaves=nas.bond.interfaces, address=nas.address, switch_timeout_s=BOND_SWITCH_TIMEOUT_S)
     raid_conf = b.file(RAID_CONF, "nas/raid.conf.j2", raid=nas.raid, docroot_subdir=c.docker.docroot_subdir)
     b.step("20-raid", f"RAID{nas.raid.level} over {nas.raid.disks} disks on {nas.raid.mountpoint}", "steps/nas/20-raid.sh.j2", files=[raid_conf], fs=nas.raid.filesystem)
-    exports = b.file("/etc/exports", "nas/exports.j2", export_path=nas.raid.mountpoint, network=c.networks.internal.cidr, options=nas.export_options)
+    clients = [str(x.address) for x in b.topo.storage_clients("nfs")]
+    exports = b.file("/etc/exports", "nas/exports.j2", export_path=nas.raid.mountpoint, clients=clients, options=nas.export_options)
     return b.step("30-nfs", "NFS export of the RAID filesystem", "steps/nas/30-nfs.sh.j2", files=[exports])
 
 
@@ -48,11 +50,15 @@ class VolumeView:
 
 
 def volume_views(topo: Topology) -> list[VolumeView]:
+    """Volumes with their options; `auth.allow` (the pool and the Docker hosts that mount the
+    volume) unless the stack sets it."""
     g = topo.cluster.gluster
-    return [
-        VolumeView(v.name, v.replica, tuple(f"{s.name}:/export/brick{v.brick}/data" for s in g.servers), tuple(sorted(v.options.items())))
-        for v in g.volumes
-    ]
+    views = []
+    for v in g.volumes:
+        allow = ",".join(address_list([s.address for s in g.servers] + [b.address for b in topo.storage_clients(v.name)]))
+        options = tuple(sorted({"auth.allow": allow, **v.options}.items()))
+        views.append(VolumeView(v.name, v.replica, tuple(f"{s.name}:/export/brick{v.brick}/data" for s in g.servers), options))
+    return views
 
 
 def add_gluster_server(b: NodeBuilder) -> Step:

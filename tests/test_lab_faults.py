@@ -1,0 +1,302 @@
+"""The lab as a playground: every `lab` verb on the running dev lab (the effect seen from the client
+or in `lab status --json`, then undone), `lab heal`, and `lab watch` driven in a real terminal (tmux).
+
+Needs root and the Debian packages scripts/bootstrap.sh installs (tmux among them). Everything the
+lab creates is removed at the end, also when a test fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from conftest import running_lab
+from webcluster.lab import faults, power, probe, processes, watch
+from webcluster.lab.context import LabContext
+from webcluster.lab.state import faults_in_force
+from webcluster.waiting import wait_until
+
+ROOT = Path(__file__).resolve().parents[1]
+DEV = ROOT / "Pulumi.dev.yaml"
+
+
+@pytest.fixture(scope="module")
+def lab() -> Iterator[LabContext]:
+    with running_lab(DEV) as context:
+        yield context
+
+
+@pytest.fixture
+def healed(lab: LabContext) -> Iterator[LabContext]:
+    """Each test starts and ends with no fault in force (and the context's view of the PIDs fresh)."""
+    yield lab
+    faults.heal(lab)
+    lab.state = LabContext.current().state
+    assert faults_in_force() == {}
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    """`python -m webcluster lab ARGS` as a user types it (the module's lab lock is ours: it runs on)."""
+    return subprocess.run([sys.executable, "-m", "webcluster", "lab", *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+def status() -> dict:
+    out = cli("status", "--json")
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def http_services(lab: LabContext):
+    return [s for s in lab.topo.cluster.haproxy.services if s.mode.value == "http"]
+
+
+def wait_server(lab: LabContext, server: str, state: str, timeout: float = 15) -> None:
+    wait_until(f"{server} {state}", lambda: lab.server_states(server) == {state}, timeout, 0.2)
+
+
+def wait_holder(lab: LabContext, director: str, timeout: float = 15) -> None:
+    wait_until(f"{director} holds the VIPs alone", lambda: lab.sole_holder(lab.vip) == director and lab.sole_holder(lab.internal_vip) == director, timeout, 0.05)
+
+
+# --------------------------------------------------------------------------- names
+
+
+@pytest.mark.parametrize("args, known", [
+    (("stop", "php1"), "cluster21p"),
+    (("start", "nope"), "cluster44p"),
+    (("kill", "pacemaker", "cluster1"), "haproxy, keepalived"),
+    (("kill", "haproxy", "cluster9"), "standby1"),
+    (("cut", "nowhere"), "gluster3"),
+    (("plug", "cluster1", "--link", "storage"), "external, internal, heartbeat"),
+    (("power", "off", "vm7"), "nas"),
+    (("degrade", "wan", "--delay", "10"), "external, internal, heartbeat"),
+])
+def test_an_unknown_name_lists_the_known_ones(lab: LabContext, args: tuple[str, ...], known: str) -> None:
+    out = cli(*args)
+    assert out.returncode == 2, (out.returncode, out.stdout, out.stderr)
+    assert out.stderr.startswith("error: unknown ") and known in out.stderr and "Traceback" not in out.stderr, out.stderr
+    assert faults_in_force() == {}
+
+
+# --------------------------------------------------------------------------- one test per verb
+
+
+def test_stop_and_start_a_container(healed: LabContext) -> None:
+    lab = healed
+    svc = http_services(lab)[0]
+    victim = lab.topo.service_members(svc)[0][1].name
+    out = cli("stop", victim)
+    assert out.returncode == 0, out.stderr
+    lab.state = LabContext.current().state
+    wait_server(lab, victim, "DOWN")
+    s = status()
+    assert s["faults"] == {f"stop {victim}": {"kind": "process", "node": lab.topo.service_members(svc)[0][0].name, "role": f"container:{victim}", "signal": "SIGWINCH"}}
+    result = lab.load(lab.url(svc.port, "/index.php"), 200)
+    assert result["failed"] == 0 and victim not in result["served_by"], result
+    out = cli("start", victim)
+    assert out.returncode == 0, out.stderr
+    wait_server(lab, victim, "UP")
+    assert status()["faults"] == {}
+
+
+def test_kill_haproxy_and_start_it_again(healed: LabContext) -> None:
+    lab = healed
+    master, standby = lab.directors[0].name, lab.directors[1].name
+    faults.kill(lab, "haproxy", master)
+    wait_holder(lab, standby)
+    assert status()["faults"] == {f"kill haproxy {master}": {"kind": "process", "node": master, "role": "haproxy", "signal": "SIGKILL"}}
+    assert probe.get(lab.url(http_services(lab)[0].port)).ok
+    _, desc = lab.stats()
+    assert desc == lab.description(standby)
+    faults.start_daemon(lab, "haproxy", master)
+    wait_holder(lab, master)
+    assert processes.alive(lab.state, master, "haproxy") and faults_in_force() == {}
+
+
+def test_cut_one_link_and_plug_it(healed: LabContext) -> None:
+    """The master's external cable out: keepalived sees no carrier, the standby serves the client."""
+    lab = healed
+    master, standby = lab.directors[0].name, lab.directors[1].name
+    faults.cut(lab, master, "external")
+    wait_until(f"{standby} holds {lab.vip}", lambda: lab.holders(lab.vip) == [standby], 15, 0.05)
+    s = status()
+    assert s["nodes"][master]["state"] == "cut external" and list(s["faults"]) == [f"cut {master} external"]
+    assert s["stats_description"] == lab.description(standby)
+    faults.plug(lab, master, "external")
+    wait_holder(lab, master)
+    assert status()["nodes"][master]["state"] == "up" and faults_in_force() == {}
+
+
+def test_cut_every_link_of_a_docker_host(healed: LabContext) -> None:
+    lab = healed
+    host = lab.topo.cluster.backends[0].name
+    mine = lab.containers_of(host)
+    assert cli("cut", host).returncode == 0
+    for c in mine:
+        wait_server(lab, c, "DOWN")
+    assert status()["nodes"][host]["state"] == "cut"
+    assert cli("plug", host).returncode == 0
+    for c in mine:
+        wait_server(lab, c, "UP")
+    assert status()["nodes"][host]["state"] == "up" and faults_in_force() == {}
+
+
+def test_power_a_docker_host_off_and_on(healed: LabContext) -> None:
+    """Off: nothing of it runs, its containers DOWN, no HTTP request lost. On: every container back, the Gluster one too."""
+    lab = healed
+    host = lab.topo.cluster.backends[-1].name
+    mine = lab.containers_of(host)
+    out = cli("power", "off", host)
+    assert out.returncode == 0, out.stderr
+    assert not any(processes.alive(lab.state, host, f"container:{c}") for c in mine)
+    assert power.journal()[-1]["node"] == host and power.journal()[-1]["cause"] == "lab power off"
+    for c in mine:
+        wait_server(lab, c, "DOWN")
+    s = status()
+    assert s["nodes"][host]["state"] == "off" and list(s["faults"]) == [f"power off {host}"]
+    for svc in http_services(lab):
+        result = lab.load(lab.url(svc.port, "/index.php"), 100)
+        assert result["failed"] == 0, (svc.name, result)
+    out = cli("power", "on", host)
+    assert out.returncode == 0, out.stderr
+    lab.state = LabContext.current().state
+    for c in mine:
+        wait_server(lab, c, "UP", timeout=30)
+    s = status()
+    assert s["nodes"][host]["state"] == "up" and s["faults"] == {} and all(s["daemons"].values())
+
+
+def _netem_available() -> bool:
+    probe_ns = "hwl-netemprobe"
+    subprocess.run(["ip", "netns", "add", probe_ns], check=True)
+    try:
+        return subprocess.run(["ip", "netns", "exec", probe_ns, "tc", "qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms"], capture_output=True).returncode == 0
+    finally:
+        subprocess.run(["ip", "netns", "del", probe_ns], check=True)
+
+
+def _round_trip(lab: LabContext, port: int, tries: int = 5) -> float:
+    """The fastest of a few requests through the VIP (s), as the client sees it."""
+    best = 99.0
+    for _ in range(tries):
+        start = time.monotonic()
+        assert probe.get(lab.url(port)).ok
+        best = min(best, time.monotonic() - start)
+    return best
+
+
+def test_degrade_a_network(healed: LabContext) -> None:
+    """200 ms on the external network: every request from the client takes at least two of them (there and back)."""
+    lab = healed
+    port = http_services(lab)[0].port
+    out = cli("degrade", "external", "--delay", "200")
+    if not _netem_available():
+        assert out.returncode == 1 and "no netem" in out.stderr and "Traceback" not in out.stderr, out.stderr
+        assert faults_in_force() == {}
+        pytest.skip("this kernel has no netem (CONFIG_NET_SCH_NETEM): checked that `lab degrade` says so and records nothing")
+    assert out.returncode == 0, out.stderr
+    assert status()["faults"] == {"degrade external": {"kind": "degrade", "network": "external", "delay_ms": 200.0, "loss_pct": 0.0}}
+    assert _round_trip(lab, port) >= 0.4
+    assert cli("degrade", "external", "--clear").returncode == 0
+    assert _round_trip(lab, port) < 0.2 and faults_in_force() == {}
+
+
+def test_heal_undoes_every_fault_at_once(healed: LabContext) -> None:
+    lab = healed
+    master, standby1, standby2 = (d.name for d in lab.directors)
+    container = lab.topo.cluster.backends[0].containers[0].name
+    powered = lab.topo.cluster.backends[1].name
+    faults.stop(lab, container)
+    faults.kill(lab, "haproxy", standby1)
+    faults.cut(lab, standby2, "heartbeat")
+    faults.power_off(lab, powered)
+    faults.cut(lab, powered, "internal")  # a cable pulled from a node that is off
+    faults.kill(lab, "keepalived", master)
+    assert len(status()["faults"]) == 6
+    out = cli("heal")
+    assert out.returncode == 0 and out.stdout.startswith("healed: power on "), out.stdout + out.stderr
+    lab.state = LabContext.current().state
+    s = status()
+    assert s["faults"] == {} and set(n["state"] for n in s["nodes"].values()) == {"up"} and all(s["daemons"].values())
+    wait_holder(lab, master)
+    wait_until("every server UP", lambda: set(lab.stats()[0].values()) == {"UP"}, 30, 0.5)
+
+
+# --------------------------------------------------------------------------- lab watch
+
+
+def test_watch_screen_fits_the_terminal() -> None:
+    snap = {"time": "12:00:00", "stack": "dev", "ha_stack": "keepalived", "vips": {"192.168.1.200": ["cluster1"], "10.0.100.200": []},
+            "nodes": {f"node{i}": "up" for i in range(12)} | {"standby2": "cut heartbeat"}, "faults": ["cut standby2 heartbeat"],
+            "stats": {"description": "Nodo cluster1", "servers": [("http-servers", f"c{i}p", "UP") for i in range(9)]},
+            "services": [("haproxy-http", 8000, "http")], "probe": {"haproxy-http": {"requests": 10, "ok": 9, "failed": 1, "last_error": "12:00:00 timeout", "rate": 4.0}}}
+    assert all(len(line) <= 60 for line in watch.frame(snap, width=60))
+    text = "\n".join(watch.frame(snap, width=100))
+    assert "192.168.1.200 -> cluster1" in text and "10.0.100.200 -> nobody" in text and "standby2 cut heartbeat" in text
+    assert re.search(r"haproxy-http\s+8000 http\s+4.0\s+10\s+1\s+90.00%", text), text
+
+
+def _probe_row(screen: str, service: str) -> tuple[int, int]:
+    """(requests, failed) of a service in a `lab watch` screen."""
+    m = re.search(rf"^\s+{re.escape(service)}\s+\d+\s+\w+\s+[\d.]+\s+(\d+)\s+(\d+)\s", screen, re.M)
+    return (int(m[1]), int(m[2])) if m else (0, 0)
+
+
+def test_watch_in_a_terminal_sees_the_vip_move_and_no_http_failure(healed: LabContext) -> None:
+    """`lab watch` in tmux: the master's external cable out, the screen shows the VIPs on standby1 and the
+    probes of the HTTP services going on without a failure; plugged back, the VIPs return, still without
+    a failure; Ctrl-C gives the terminal back.
+
+    (Only the external cable: a master cut off entirely comes back with every server DOWN in its
+    HAProxy and takes the VIPs at once, so its first requests get 503 until its checks pass; the
+    scenarios' failover_chain covers that path.)"""
+    lab = healed
+    master, standby = lab.directors[0].name, lab.directors[1].name
+    http = [s.name for s in http_services(lab)]
+    server = f"hawc-watch-{os.getpid()}"  # a tmux server of this test's own
+
+    def tmux(*args: str) -> str:
+        return subprocess.run(["tmux", "-L", server, *args], capture_output=True, text=True, timeout=10, check=True).stdout
+
+    def screen() -> str:
+        return tmux("capture-pane", "-p", "-t", "watch")
+
+    def requests_at_least(n: int) -> bool:
+        return all(_probe_row(screen(), s)[0] >= n for s in http)
+
+    tmux("new-session", "-d", "-s", "watch", "-x", "110", "-y", "45", "-c", str(ROOT), "bash --norc --noprofile")
+    try:
+        tmux("send-keys", "-t", "watch", f"{sys.executable} -m webcluster lab watch --duration 300", "Enter")
+        wait_until("the watch shows probe totals", lambda: requests_at_least(4), 40, 0.3)
+        assert f"{lab.vip} -> {master}" in screen() and tmux("display", "-p", "-t", "watch", "#{alternate_on}").strip() == "1"
+        faults.cut(lab, master, "external")
+        wait_until(f"the screen shows {standby} holding {lab.vip}", lambda: f"{lab.vip} -> {standby}" in screen(), 20, 0.2)
+        shown = screen()
+        assert f"{master} cut external" in shown and f"cut {master} external" in shown and f"({lab.description(standby)})" in shown, shown
+        moved = min(_probe_row(shown, s)[0] for s in http)
+        wait_until("probes go on through the standby", lambda: requests_at_least(moved + 8), 20, 0.3)
+        shown = screen()
+        assert all(_probe_row(shown, s)[1] == 0 for s in http), shown
+        faults.plug(lab, master, "external")
+        wait_until(f"the screen shows {master} holding {lab.vip} again", lambda: f"{lab.vip} -> {master}" in screen(), 20, 0.2)
+        back = min(_probe_row(screen(), s)[0] for s in http)
+        wait_until("probes go on through the master", lambda: requests_at_least(back + 4), 20, 0.3)
+        final = screen()
+        assert all(_probe_row(final, s)[1] == 0 for s in http), final
+        tmux("send-keys", "-t", "watch", "C-c")
+        wait_until("the watch printed its totals", lambda: all(f"{s}: " in screen() for s in http), 15, 0.2)
+        after = screen()
+        assert tmux("display", "-p", "-t", "watch", "#{alternate_on} #{cursor_flag}").split() == ["0", "1"]  # the terminal given back
+        for s in http:
+            assert re.search(rf"^{re.escape(s)}: \d+ requests in \d+ s, 0 failed$", after, re.M), after
+    finally:
+        subprocess.run(["tmux", "-L", server, "kill-server"], capture_output=True, timeout=10)
+        faults.plug(lab, master)

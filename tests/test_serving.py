@@ -1,0 +1,134 @@
+"""Issue #17 without a lab: the weight rule, its validation, and the rendered backend check run
+against a real HAProxy on loopback (its stats socket in a temporary directory)."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from webcluster.model import StackConfig
+from webcluster.render import render_cluster, serving
+from webcluster.render.templating import render
+from webcluster.validation import check
+from webcluster.waiting import wait_until
+
+
+def config(ha_stack: str = "keepalived", priorities: tuple[int, ...] = (150, 100, 90)) -> StackConfig:
+    seed = StackConfig().cluster.directors
+    directors = [d.model_dump(by_alias=True, mode="json") | {"priority": p} for d, p in zip(seed, priorities)]
+    return StackConfig.model_validate({"haStack": ha_stack, "cluster": {"directors": directors}})
+
+
+def test_a_failing_director_ranks_below_every_healthy_one_and_equal_failures_keep_the_order() -> None:
+    directors = config().cluster.directors
+    w = serving.weight(directors)
+    assert w == 61
+    prios = {d.name: d.priority for d in directors}
+    failing = {n: max(1, p - w) for n, p in prios.items()}
+    assert failing == {"cluster1": 89, "standby1": 39, "standby2": 29}
+    assert all(failing[a] < prios[b] for a in prios for b in prios)  # any failing < any healthy
+    assert sorted(failing, key=failing.get) == sorted(prios, key=prios.get)  # same order when all fail
+
+
+@pytest.mark.parametrize(
+    "priorities, bad",
+    [((150, 100, 90), None), ((200, 100), None), ((254, 200, 60), None), ((200, 100, 90), "cluster.directors[1].priority")],
+)
+def test_validate_rejects_priorities_keepalived_cannot_keep_in_order(priorities: tuple[int, ...], bad: str | None) -> None:
+    errors = [p for p in check(config(priorities=priorities)) if p.severity == "error"]
+    assert [p.path for p in errors] == ([bad] if bad else [])
+    if bad:
+        assert "backend-check weight 111" in errors[0].message
+        assert not [p for p in check(config("pacemaker", priorities)) if p.severity == "error"]  # scores have no floor
+
+
+def test_keepalived_and_pacemaker_weigh_the_same_check() -> None:
+    for stack in ("keepalived", "pacemaker"):
+        plan = render_cluster(config(stack))
+        for d in ("cluster1", "standby1", "standby2"):
+            program = plan.nodes[d].files[serving.BACKENDS_UP]
+            assert program.mode == 0o755 and str(program.content).startswith("#!/usr/bin/python3 -IS\n")
+            assert f'SOCKET = "{serving.STATS_SOCKET}"' in str(program.content)
+            assert any(serving.BACKENDS_UP in s.files for s in plan.nodes[d].steps), f"{stack}: no step installs it on {d}"
+    haproxy = str(render_cluster(config()).nodes["cluster1"].files["/etc/haproxy/haproxy.cfg"].content)
+    assert f"stats socket {serving.STATS_SOCKET} " in haproxy  # the socket the check reads is the one HAProxy opens
+
+
+# --------------------------------------------------------------------------- the check program against a real HAProxy
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def haproxy(tmp_path: Path) -> Iterator[tuple[Path, int, Path]]:
+    """HAProxy on loopback: backend `alive` (a listening port) and backend `gone` (a closed one). Yields (program, gone's port, socket)."""
+    if not shutil.which("haproxy"):
+        pytest.skip("haproxy not installed")
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    gone = free_port()
+    sock = tmp_path / "admin.sock"
+    cfg = tmp_path / "haproxy.cfg"
+    cfg.write_text(
+        f"global\n\tstats socket {sock} mode 600 level admin\n"
+        "defaults\n\tmode tcp\n\ttimeout connect 200ms\n\ttimeout client 1s\n\ttimeout server 1s\n"
+        "\tdefault-server inter 100 fall 1 rise 1\n"
+        f"backend alive\n\tserver a1 127.0.0.1:{listener.getsockname()[1]} check\n\tserver a2 127.0.0.1:{free_port()} check\n"
+        f"backend gone\n\tserver g1 127.0.0.1:{gone} check\n"
+        f"listen stats\n\tbind 127.0.0.1:{free_port()}\n\tmode http\n\tstats enable\n"  # rows without servers: ignored
+    )
+    program = tmp_path / "backends-up"
+    program.write_text(render("director/backends-up.py.j2", socket=str(sock), timeout_s=1.0, hold_s=3))
+    program.chmod(0o755)
+    proc = subprocess.Popen(["haproxy", "-db", "-f", str(cfg)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until("HAProxy's stats socket", sock.exists, 10)
+        yield program, gone, sock
+    finally:
+        proc.kill()
+        proc.wait(10)
+        listener.close()
+
+
+def run(program: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([str(program)], capture_output=True, text=True, timeout=10)
+
+
+def test_the_check_fails_while_a_backend_has_no_server_up_and_passes_once_one_is(haproxy: tuple[Path, int, Path]) -> None:
+    program, gone, _ = haproxy
+    time.sleep(0.5)  # a few health checks: a1 UP, a2 and g1 DOWN
+    assert run(program).returncode == 1, "backend `gone` has no server UP"
+    with socket.socket() as back:  # g1's port answers again: one UP server per backend is enough (a2 stays DOWN)
+        back.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        back.bind(("127.0.0.1", gone))
+        back.listen(64)
+        wait_until("the check passes", lambda: run(program).returncode == 0, 10, 0.1)
+
+
+def test_the_check_fails_fast_when_haproxy_does_not_answer(haproxy: tuple[Path, int, Path], tmp_path: Path) -> None:
+    program, _, sock = haproxy
+    silent = socket.socket(socket.AF_UNIX)  # accepts, never answers: the read is bounded by the timeout
+    silent.bind(str(tmp_path / "silent.sock"))
+    silent.listen(1)
+    mute = tmp_path / "mute"
+    mute.write_text(program.read_text().replace(str(sock), str(tmp_path / "silent.sock")))
+    mute.chmod(0o755)
+    start = time.monotonic()
+    assert run(mute).returncode == 1
+    assert time.monotonic() - start < 3
+    missing = tmp_path / "missing"
+    missing.write_text(program.read_text().replace(str(sock), str(tmp_path / "nothing.sock")))
+    missing.chmod(0o755)
+    assert run(missing).returncode == 1
+    silent.close()

@@ -1,0 +1,70 @@
+"""Whether a director can serve, the same for both HA stacks (issue #17).
+
+A director that lost its external or internal link, or whose HAProxy sees no server UP in
+a backend, should not hold the VIPs while another director can serve. Link loss is
+absolute (keepalived's interface tracking, Pacemaker's ethmonitor attributes); reaching the
+backends is relative: a director that cannot reach them only loses against a director that
+can, so when every director is in the same state (every container stopped) nothing moves.
+
+Both stacks express "relative" the same way, as a bonus a healthy director has over a
+failing one, larger than any gap between base priorities (the weight rule below), held for
+`servingCheck.holdS` seconds before it moves anything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+from ..model import Director
+from .builder import NodeBuilder
+
+BACKENDS_UP = "/etc/ha-web-cluster/backends-up"  # python3 -IS: what every Debian cloud image has (cloud-init is Python)
+STATS_SOCKET = "/run/haproxy/admin.sock"  # haproxy.cfg's `stats socket`
+SOCKET_TIMEOUT_S = 1.0  # the whole read of the socket is bounded by this
+ATTRIBUTE = "hawc-backends-up"  # Pacemaker node attribute: 1 when every backend has a server UP
+
+
+@dataclass(frozen=True)
+class LinkMonitor:
+    nic: str
+    attribute: str  # ethmonitor's node attribute: 1 while the NIC has carrier
+
+
+# The NICs the VIPs live on: external (VI_1 / IPVirtual_1) and internal (VI_2 / IPVirtual_2).
+VIP_NICS = ("enp0s3", "enp0s8")
+
+
+def link_monitors() -> list[LinkMonitor]:
+    return [LinkMonitor(nic, f"ethmonitor-{nic}") for nic in VIP_NICS]
+
+
+def weight(directors: Sequence[Director]) -> int:
+    """The bonus of a director whose HAProxy reaches the backends: one more than the widest gap
+    between base priorities, so a failing director ranks below every healthy one, while
+    directors in the same state keep their order (150/100/90: 61; failing master 89 < 90)."""
+    prios = [d.priority for d in directors]
+    return max(prios) - min(prios) + 1
+
+
+def keepalived_order_problem(directors: Sequence[Director]) -> tuple[int, str] | None:
+    """keepalived clamps a priority to 1..254: with the weight subtracted, two failing directors
+    must not both end at 1 (their order would be lost). Returns (index, message) of the director
+    that would, else None."""
+    w = weight(directors)
+    ranked = sorted(range(len(directors)), key=lambda i: directors[i].priority)
+    if len(ranked) < 3:
+        return None
+    second = ranked[1]
+    if directors[second].priority - w < 2:
+        return second, (
+            f"{directors[second].priority} minus the backend-check weight {w} (highest - lowest priority + 1) "
+            "falls to keepalived's floor of 1 with the lowest director's: bring the priorities closer together"
+        )
+    return None
+
+
+def add_check_program(b: NodeBuilder) -> str:
+    """The program both stacks run: HAProxy's own view (its stats socket), bounded in time."""
+    hold_s = b.topo.cluster.serving_check.hold_s
+    return b.file(BACKENDS_UP, "director/backends-up.py.j2", mode=0o755, socket=STATS_SOCKET, timeout_s=SOCKET_TIMEOUT_S, hold_s=hold_s)
