@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
+import signal
+import sys
 import socket
 import threading
 import time
-from contextlib import redirect_stdout
+from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
 from typing import Iterator
 
@@ -22,7 +25,7 @@ import pytest
 
 from conftest import running_lab
 from webcluster import netns
-from webcluster.lab import faults, fence_lab, lifecycle, network, pacemaker, power, processes, scenarios
+from webcluster.lab import faults, fence_lab, latency, lifecycle, network, pacemaker, power, processes, scenarios
 from webcluster.lab.bench import AddressWatch
 from webcluster.lab.holders import HolderWatch
 from webcluster.lab.context import LabContext
@@ -161,6 +164,93 @@ def test_real_cluster_stack_on_the_rendered_files(lab: LabContext) -> None:
 
 def test_all_up(lab: LabContext) -> None:
     assert scenarios.SCENARIOS["all_up"](lab)
+
+
+# --------------------------------------------------------------------------- no false fencing
+# The timers are short (docs/pacemaker.md): a director that is slow, not dead, must keep its place.
+
+LOAD_SECONDS = 60
+
+
+def ring_id(node: str) -> str:
+    """corosync's current membership (a new one is formed whenever a director is thought lost)."""
+    m = re.search(r"Ring ID:\s+(\S+)", dsh(node, "corosync-quorumtool", "-s"))
+    assert m, f"no ring id from {node}"
+    return m.group(1)
+
+
+def steady(lab: LabContext, holder: str, seconds: float) -> int:
+    """For `seconds`, every half second: `holder` alone holds both VIPs and nobody was fenced. Returns the samples."""
+    fencings = len(power.journal())
+    deadline = time.monotonic() + seconds
+    samples = 0
+    while time.monotonic() < deadline:
+        assert lab.holders(lab.vip) == [holder] and lab.holders(lab.internal_vip) == [holder], (lab.holders(lab.vip), lab.holders(lab.internal_vip))
+        assert len(power.journal()) == fencings, power.journal()[fencings:]
+        samples += 1
+        time.sleep(0.5)
+    return samples
+
+
+@contextmanager
+def busy_cpu(node: str, seconds: float) -> Iterator[list[int]]:
+    """One process per CPU of the machine spinning inside the node's namespaces (fenced with it, were it
+    fenced): bounded by its own clock to `seconds` + 5, stopped by PID when the block ends."""
+    spin = f"import time\nend = time.monotonic() + {seconds + 5}\nwhile time.monotonic() < end:\n    pass\n"
+    procs = [sandbox(node).spawn([sys.executable, "-c", spin], processes.log_path(node, f"busy{i}")) for i in range(os.cpu_count() or 2)]
+    try:
+        yield [p.pid for p in procs]
+    finally:
+        for p in procs:
+            processes.signal_group(p.pid, signal.SIGKILL)
+            p.wait(timeout=10)
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def cluster_intact(lab: LabContext, ring: str) -> None:
+    names = sorted(d.name for d in lab.directors)
+    for d in names:
+        assert ring_id(d) == ring, f"{d} saw a membership change"
+        assert all(processes.alive(lab.state, d, role) for role in CLUSTER_ROLES)
+    assert f"Online: [ {' '.join(names)} ]" in dsh(names[0], "crm_mon", "-1")
+
+
+def test_a_standby_with_its_cpu_fully_busy_for_a_minute_is_not_fenced(lab: LabContext) -> None:
+    """Every CPU of the machine spinning in standby1 for a minute: no fencing, no VIP move, not even a
+    new corosync membership (corosync runs with real-time priority; Pacemaker's own timeouts are long)."""
+    master, standby1 = lab.directors[0].name, lab.directors[1].name
+    wait_holder(lab, master)
+    ring = ring_id(master)
+    with HolderWatch(lab):
+        with busy_cpu(standby1, LOAD_SECONDS) as spinners:
+            assert set(spinners) <= set(netns.pids_in(netns_name(standby1)))
+            assert steady(lab, master, LOAD_SECONDS) > LOAD_SECONDS
+            used = sum(cpu_seconds(pid) for pid in spinners)
+    assert used > 0.25 * LOAD_SECONDS * len(spinners), f"the spinners used only {used:.0f} s of CPU"
+    cluster_intact(lab, ring)
+
+
+def test_100_ms_added_on_the_masters_heartbeat_link_is_not_a_failure(lab: LabContext) -> None:
+    """Every packet through the master's heartbeat NIC delayed 100 ms, both ways, for a minute: no
+    fencing, no VIP move, no new membership: the token (600 ms) goes round in ~250 ms, and the link,
+    which corosync would declare down after token / 2 (300 ms) without a pong, has 1320 ms (the
+    step from 0 to 200 ms more round trip is what took it down in the lab at 300 ms)."""
+    master, standby1 = lab.directors[0], lab.directors[1]
+    nic = next(n.name for n in lab.topo.node(master.name).nics if n.network == "heartbeat")
+    wait_holder(lab, master.name)
+    ring = ring_id(master.name)
+    with HolderWatch(lab):
+        with latency.added_latency(master.name, nic, 0.1, LOAD_SECONDS + 15):
+            out = dsh(standby1.name, "ping", "-n", "-c", "3", "-i", "0.3", "-W", "3", str(master.heartbeat))
+            rtts = [float(t) for t in re.findall(r"time=([\d.]+) ms", out)]
+            assert len(rtts) == 3 and min(rtts) >= 195, out  # the latency is there
+            assert steady(lab, master.name, LOAD_SECONDS) > LOAD_SECONDS
+    assert not processes.alive(LabState.load(), master.name, latency.ROLE)  # the delayer was stopped
+    cluster_intact(lab, ring)
 
 
 def test_seed_4_1_1_failover_chain_with_real_fencing(lab: LabContext) -> None:

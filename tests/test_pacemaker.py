@@ -139,11 +139,14 @@ def test_corosync_ring_is_the_heartbeat_network_with_the_directors_node_ids(plan
     assert nodes == [(name, str(i + 1), HEARTBEAT[name]) for i, name in enumerate(DIRECTORS)]
 
 
-def test_corosync_has_crypto_on_a_one_second_token_and_logs_to_a_file(plan: ClusterPlan) -> None:
+def test_corosync_has_crypto_on_a_short_token_and_logs_to_a_file(plan: ClusterPlan) -> None:
     conf = parse_corosync(text(plan, "cluster1", pm.COROSYNC_CONF))
     totem = section(conf, "totem")
     assert (totem["crypto_cipher"], totem["crypto_hash"], totem["keyfile"]) == ("aes256", "sha256", pm.AUTHKEY)
-    assert (totem["token"], totem["token_coefficient"]) == ("1000", "0")  # 1 s in all, not 1 s + 650 ms per node
+    # 600 ms in all, not 600 ms + 650 ms per node; consensus at corosync's documented minimum, 1.2 x token
+    assert (totem["token"], totem["token_coefficient"], totem["consensus"]) == ("600", "0", "720")
+    # the link outlives a latency spike: only the token decides that a director is lost
+    assert section(totem, "interface") == {"linknumber": "0", "knet_ping_timeout": "1320"}  # token + consensus
     logging = section(conf, "logging")
     assert (logging["to_logfile"], logging["logfile"]) == ("yes", "/var/log/corosync/corosync.log")
 
@@ -187,6 +190,11 @@ def test_cib_never_ignores_quorum_and_fences(plan: ClusterPlan) -> None:
     assert "stonith-enabled=true" in props and "no-quorum-policy=stop" in props
 
 
+@pytest.mark.parametrize("ha, value", [({}, "load-threshold=1000%"), ({"loadThresholdPct": 80}, "load-threshold=80%")])
+def test_cib_throttles_recovery_only_under_a_runaway_load(ha: dict, value: str) -> None:
+    assert value in crm_objects(text(plan_for(ha), "cluster1", pm.CIB_CRM))["cib-bootstrap-options"]
+
+
 def test_cib_has_one_fence_device_per_director_that_never_runs_on_it(plan: ClusterPlan) -> None:
     objs = crm_objects(text(plan, "cluster1", pm.CIB_CRM))
     for d in DIRECTORS:
@@ -215,10 +223,13 @@ def test_cib_vips_follow_a_running_haproxy_clone(plan: ClusterPlan) -> None:
     assert objs["vips-with-haproxy"] == ["colocation", "inf:", "grupo1", "haproxy-clone"]
 
 
-def test_cib_monitors_every_few_seconds(plan: ClusterPlan) -> None:
+def test_cib_monitors_haproxy_twice_a_second_and_the_vips_every_few(plan: ClusterPlan) -> None:
     objs = crm_objects(text(plan, "cluster1", pm.CIB_CRM))
-    for rsc in ("IPVirtual_1", "IPVirtual_2", "haproxy"):
+    for rsc in ("IPVirtual_1", "IPVirtual_2"):
         assert "interval=2s" in objs[rsc]
+    assert "interval=500ms" in objs["haproxy"]  # a dead HAProxy is what users notice first
+    objs = crm_objects(text(plan_for({"haproxyMonitorMs": 2000}), "cluster1", pm.CIB_CRM))
+    assert "interval=2000ms" in objs["haproxy"] and "interval=2s" in objs["IPVirtual_1"]
 
 
 def test_fencing_none_turns_stonith_off_and_validate_warns() -> None:
@@ -250,12 +261,22 @@ def test_fence_vm_names_host_and_extra_params_come_from_the_config() -> None:
         ({"fenceParams": {"plug": "x"}}, {}, "cluster.pacemaker.fenceParams.plug", "not overridable"),
         ({"fenceParams": {"host_os": 'a"b'}}, {}, "cluster.pacemaker.fenceParams.host_os", "quotes"),
         ({"fenceHost": "a b"}, {}, "cluster.pacemaker.fenceHost", "not a host name"),
+        ({"tokenMs": 1000, "consensusMs": 1100}, {}, "cluster.pacemaker.consensusMs", "below 1.2 x tokenMs (1200)"),
+        ({"qdeviceTimeoutMs": 3000, "qdeviceSyncTimeoutMs": 4000}, {}, "cluster.pacemaker.qdeviceSyncTimeoutMs", "(4200 ms with qdeviceTimeoutMs 3000)"),
+        ({"qdeviceTimeoutMs": 1000}, {}, "cluster.pacemaker.qdeviceTimeoutMs", "greater than or equal to 1250"),
     ],
 )
 def test_validate_rejects_unsafe_pacemaker_settings(ha: dict, top: dict, path: str, fragment: str) -> None:
     with pytest.raises(ConfigError) as err:
         parse(values(ha, **top))
     assert any(p.path == path and fragment in p.message for p in err.value.problems), err.value.problems
+
+
+def test_validate_warns_of_a_knet_link_timeout_shorter_than_the_membership_timers() -> None:
+    _, warnings = parse(values({"tokenMs": 1000, "knetPingTimeoutMs": 500}))
+    assert [w.severity for w in warnings if w.path == "cluster.pacemaker.knetPingTimeoutMs" and "below tokenMs + consensus (2200)" in w.message] == ["warning"]
+    _, warnings = parse(values({"tokenMs": 1000}))
+    assert not [w for w in warnings if w.path == "cluster.pacemaker.knetPingTimeoutMs"]
 
 
 def test_validate_warns_without_a_quorum_device() -> None:
@@ -706,10 +727,15 @@ def test_hacluster_password_is_set_once_and_then_left_alone(tmp_path: Path) -> N
         box.destroy()
 
 
-@pytest.mark.parametrize("timeout_ms", [3000, 7000])
-def test_quorum_device_timeout_is_rendered(timeout_ms: int) -> None:
+@pytest.mark.parametrize("timeout_ms, sync_ms", [(1250, 30000), (7000, 12000)])
+def test_quorum_device_timeouts_are_rendered(timeout_ms: int, sync_ms: int) -> None:
     """qnetd's hold on a silent director's votes bounds the takeover (10 s by corosync's default)."""
-    ha = None if timeout_ms == 3000 else {"qdeviceTimeoutMs": timeout_ms}
-    conf = text(plan_for(ha), "cluster1", pm.COROSYNC_CONF)
-    device = conf[conf.index("device {"):]
-    assert f"timeout: {timeout_ms}\n" in device.split("net {")[0]
+    ha = None if timeout_ms == 1250 else {"qdeviceTimeoutMs": timeout_ms, "qdeviceSyncTimeoutMs": sync_ms}
+    device = section(parse_corosync(text(plan_for(ha), "cluster1", pm.COROSYNC_CONF)), "quorum", "device")
+    assert (device["timeout"], device["sync_timeout"]) == (str(timeout_ms), str(sync_ms))
+
+
+@pytest.mark.parametrize("ha, token, consensus", [({"tokenMs": 1000}, "1000", "1200"), ({"tokenMs": 1000, "consensusMs": 1500}, "1000", "1500")])
+def test_consensus_follows_the_token_unless_set(ha: dict, token: str, consensus: str) -> None:
+    totem = section(parse_corosync(text(plan_for(ha), "cluster1", pm.COROSYNC_CONF)), "totem")
+    assert (totem["token"], totem["consensus"]) == (token, consensus)

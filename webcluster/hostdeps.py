@@ -34,6 +34,7 @@ PACKAGES: dict[str, tuple[str, ...]] = {
     "xfsprogs": ("mkfs.xfs",),
     "e2fsprogs": ("mkfs.ext4",),
     "nftables": ("nft",),
+    "iptables": ("iptables",),  # the lab's added latency (NFQUEUE; this kernel has no sch_netem)
     "nmap": ("nmap",),  # the lab's port scan from the client namespace
     "iputils-ping": ("ping",),  # the lab's "nothing inside answers" proof
     "isc-dhcp-client": ("dhclient",),

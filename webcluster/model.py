@@ -175,18 +175,48 @@ class Pacemaker(Strict):
         "cluster_tfm", pattern=r"^[A-Za-z0-9_-]{1,32}$", description="corosync `cluster_name`; also the subject of the quorum device's client certificate."
     )
     token_ms: int = Field(
-        1000,
+        600,
         ge=200,
         le=60000,
-        description="corosync token timeout: a lost director is noticed after about this long (corosync's default is 3000, plus 650 per node beyond two; here `token_coefficient` is 0 so this is the whole timeout). Keep it above the longest pause a director VM may see.",
+        description="corosync token timeout: a lost director is noticed after about this long (corosync's default is 3000, plus 650 per node beyond two; here `token_coefficient` is 0 so this is the whole timeout). Keep it above the longest pause a director VM may see: corosync runs with real-time priority, so a busy CPU does not delay it, and knet's link pings (every token / 4, link down after token / 2) tolerate 100 ms of added latency (tests/test_lab_pacemaker.py). 1000 made takeover 4.4 s in the lab; see docs/pacemaker.md.",
+    )
+    consensus_ms: Optional[int] = Field(
+        None,
+        ge=200,
+        le=72000,
+        description="corosync `consensus`: after a lost token, how long the survivors wait for the silent director before they form the new membership without it (the other half of the time to notice a lost director). Default: 1.2 x `tokenMs`, the minimum corosync's documentation allows (a shorter one can leave a slow but live director out of the new membership, and Pacemaker fences it).",
+    )
+    knet_ping_timeout_ms: Optional[int] = Field(
+        None,
+        ge=100,
+        le=60000,
+        description="corosync `knet_ping_timeout` of the heartbeat link: knet declares the link down (and stops sending on it) when no pong came back for this long. corosync derives it from the token (token / 2 = 300 ms), so a sudden 200 ms more round trip (the gap between two pongs grows by it) took the link down in the lab and forced a new membership. The token, not the link state, is what notices a lost director, so the default is `tokenMs` + consensus: the link outlives any delay the membership survives.",
     )
     qdevice_timeout_ms: int = Field(
-        3000,
-        ge=1000,
+        1250,
+        ge=1250,
         le=60000,
-        description="corosync `quorum.device.timeout`: how long qnetd keeps the votes of a silent director before giving them to the survivors. corosync-qdevice's 10000 made takeover 12.5 s (median) in the lab; 3000 gave 4.4 s.",
+        description="corosync `quorum.device.timeout`: the quorum device's heartbeat to qnetd is 0.8 x this, and qnetd drops a silent director's connection (giving its votes to the survivors) 1.5 heartbeats after its last message, so a lost director's votes move after at most 1.2 x this. 1250 is the lowest (below it the heartbeat falls under the 1000 ms both corosync-qdevice and corosync-qnetd accept) and the default: the votes then usually move before corosync has formed the new membership (token + consensus), so Pacemaker learns of the lost director and of the kept quorum at once. Losing the device never fences anybody while every director is up (their own votes are a majority). corosync-qdevice's 10000 made takeover 12.5 s (median) in the lab, 3000 gave 4.4 s.",
     )
-    monitor_interval_s: int = Field(2, ge=1, le=300, description="Pacemaker monitor interval of the VIP and HAProxy resources.")
+    qdevice_sync_timeout_ms: int = Field(
+        30000,
+        ge=1250,
+        le=120000,
+        description="corosync `quorum.device.sync_timeout`: at a membership change votequorum waits up to this long for the quorum device's vote on the new membership before it counts the partition without it (corosync's default 30000). A lost director's votes move after at most 1.2 x `qdeviceTimeoutMs`; the survivors only wait that long.",
+    )
+    haproxy_monitor_ms: int = Field(
+        500,
+        ge=250,
+        le=300000,
+        description="Pacemaker monitor interval of the HAProxy resource: a dead HAProxy is noticed within this time plus one run of the monitor (then the VIPs leave that director). On systemd:haproxy a monitor is one D-Bus query to systemd, cheap enough twice a second. The VIPs' own monitors use `monitorIntervalS`.",
+    )
+    load_threshold_pct: int = Field(
+        1000,
+        ge=10,
+        le=100000,
+        description="Pacemaker `load-threshold`, percent (its default is 80): once a director's load average passes 2 x this x its cores (Pacemaker 2.1), the whole cluster runs one action at a time. A failover is a handful of actions (fencing, then the fence devices and the VIPs moving, in parallel), so the throttle only delays it, and a loaded director is when failovers happen: at 80 the lab's takeover waited up to 1.1 s behind fence-device moves. 1000 keeps the throttle for a runaway load (40 on 2 cores).",
+    )
+    monitor_interval_s: int = Field(2, ge=1, le=300, description="Pacemaker monitor interval of the VIP resources.")
     failure_timeout_s: int = Field(
         60, ge=10, le=86400, description="After a failure of HAProxy a director is avoided for this long (the VIPs move at the first failure), then HAProxy is restarted there and the VIPs come back if it is the preferred director."
     )
@@ -216,6 +246,23 @@ class Pacemaker(Strict):
 
     # The fence agent that can power off each hypervisor's VMs (what `fencing: auto` means).
     NATIVE_FENCING: ClassVar[dict[str, str]] = {"libvirt": "virsh", "virtualbox": "vbox"}
+
+    @property
+    def consensus(self) -> int:
+        """corosync `consensus` as rendered: the configured one, or corosync's own default (1.2 x token)."""
+        return self.consensus_ms if self.consensus_ms is not None else self.token_ms * 6 // 5
+
+    @property
+    def knet_ping_timeout(self) -> int:
+        """knet_ping_timeout as rendered: the configured one, or token + consensus (see knet_ping_timeout_ms)."""
+        return self.knet_ping_timeout_ms if self.knet_ping_timeout_ms is not None else self.token_ms + self.consensus
+
+    @property
+    def qdevice_handover_ms(self) -> int:
+        """Longest time qnetd may take to give a lost director's votes to the survivors: its dead-peer
+        detection (1.5 heartbeats of 0.8 x timeout) plus one run of its algorithm timer (a heartbeat / 4)."""
+        heartbeat = self.qdevice_timeout_ms * 4 // 5
+        return heartbeat * 3 // 2 + heartbeat // 4
 
     def fence_agent(self, hypervisor: Hypervisor) -> Optional[str]:
         """The fence agent's command (`auto` resolved for the hypervisor), or None when fencing is off."""

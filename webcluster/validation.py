@@ -229,6 +229,12 @@ def _check_pacemaker(config: StackConfig) -> Iterator[Problem]:
         yield Problem(f"{base}.qnetdHost", f"{pm.qnetd_host} is a director; the quorum arbitrator must be another node")
     elif pm.qnetd_host not in node_names:
         yield Problem(f"{base}.qnetdHost", f"{pm.qnetd_host} is not a node of the cluster")
+    if pm.consensus_ms is not None and pm.consensus_ms < pm.token_ms * 6 // 5:
+        yield Problem(f"{base}.consensusMs", f"{pm.consensus_ms} is below 1.2 x tokenMs ({pm.token_ms * 6 // 5}), corosync's documented minimum: a slow but live director could be left out of a new membership and fenced")
+    if pm.knet_ping_timeout < pm.token_ms + pm.consensus:
+        yield Problem(f"{base}.knetPingTimeoutMs", f"{pm.knet_ping_timeout} is below tokenMs + consensus ({pm.token_ms + pm.consensus}): a latency spike would take the only heartbeat link down before the token could tell a slow director from a lost one", "warning")
+    if pm.qnetd_host is not None and pm.qdevice_sync_timeout_ms < pm.qdevice_handover_ms:
+        yield Problem(f"{base}.qdeviceSyncTimeoutMs", f"{pm.qdevice_sync_timeout_ms} is shorter than qnetd may take to hand a lost director's votes over ({pm.qdevice_handover_ms} ms with qdeviceTimeoutMs {pm.qdevice_timeout_ms}): the survivors would count themselves without quorum first")
     if pm.fencing == "none":
         yield Problem(f"{base}.fencing", "fencing is off: a partitioned director can keep the VIPs and cause a split brain", "warning")
         return

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import re
 import signal
 import statistics
@@ -113,6 +114,10 @@ def takeover_trial(lab: LabContext, fault: str) -> float:
     return seen - t0
 
 
+def _trials_line(label: str, fault: str, values: list[float]) -> str:
+    return f"takeover {label}, {fault}: median {statistics.median(values):.3f} s, trials " + " ".join(f"{v:.2f}" for v in values)
+
+
 @dataclass
 class TakeoverRow:
     settings: str
@@ -127,6 +132,10 @@ class TakeoverRow:
     def worst(self) -> float:
         return max(self.trials)
 
+    @property
+    def best(self) -> float:
+        return min(self.trials)
+
 
 def measure_takeover(lab: LabContext, trials: int, progress: Callable[[str], None]) -> list[TakeoverRow]:
     ours = lab.topo.cluster.vrrp.advert_interval
@@ -138,7 +147,7 @@ def measure_takeover(lab: LabContext, trials: int, progress: Callable[[str], Non
             for fault in FAULTS:
                 values = [takeover_trial(lab, fault) for _ in range(trials)]
                 rows.append(TakeoverRow(label, fault, values))
-                progress(f"takeover {label}, {fault}: median {statistics.median(values):.3f} s, max {max(values):.3f} s")
+                progress(_trials_line(label, fault, values))
     finally:
         _apply_keepalived(lab, _keepalived_variant(lab, ours))
     return rows
@@ -147,12 +156,13 @@ def measure_takeover(lab: LabContext, trials: int, progress: Callable[[str], Non
 def measure_pacemaker(lab: LabContext, trials: int, progress: Callable[[str], None]) -> list[TakeoverRow]:
     """The same faults on a lab whose directors run Pacemaker, with the rendered timers (nothing re-tuned)."""
     pm = lab.topo.cluster.pacemaker
-    label = f"pacemaker (token {pm.token_ms} ms, monitor {pm.monitor_interval_s} s" + (", qdevice)" if pm.qnetd_host else ")")
+    qdevice = f", qdevice {pm.qdevice_timeout_ms} ms" if pm.qnetd_host else ""
+    label = f"pacemaker (token {pm.token_ms}+{pm.consensus} ms{qdevice}, haproxy monitor {pm.haproxy_monitor_ms} ms, load-threshold {pm.load_threshold_pct}%)"
     rows = []
     for fault in FAULTS:
         values = [takeover_trial(lab, fault) for _ in range(trials)]
         rows.append(TakeoverRow(label, fault, values))
-        progress(f"takeover {label}, {fault}: median {statistics.median(values):.3f} s, max {max(values):.3f} s")
+        progress(_trials_line(label, fault, values))
     return rows
 
 
@@ -340,7 +350,7 @@ def _takeover_outputs(rows: list[TakeoverRow], out: Path) -> list[str]:
     write_csv(out / "takeover.csv", ["settings", "fault", "trial", "seconds"], [[r.settings, r.fault, i + 1, f"{v:.4f}"] for r in rows for i, v in enumerate(r.trials)])
     plots.takeover(rows, out / "takeover.png")
     width = max(34, *(len(r.settings) for r in rows))
-    return [f"VIP takeover (s, {len(rows[0].trials)} trials each)".ljust(width + 18) + "median    max"] + [f"  {r.settings:<{width}} {r.fault:<15} {r.median:6.3f} {r.worst:6.3f}" for r in rows]
+    return [f"VIP takeover (s, {len(rows[0].trials)} trials each)".ljust(width + 18) + "   min median    max"] + [f"  {r.settings:<{width}} {r.fault:<15} {r.best:6.3f} {r.median:6.3f} {r.worst:6.3f}" for r in rows]
 
 
 def _serving_outputs(rows: list[serving_faults.ServingRow], out: Path) -> list[str]:
@@ -367,6 +377,7 @@ def main(args: argparse.Namespace) -> int:
     requests = 2000 if args.quick else max(5000, args.requests)
     log = print
     summary: list[str] = []
+    load_before = os.getloadavg()[0]
     takeover: list[TakeoverRow] = []
     if "takeover" not in args.skip:
         takeover += measure_pacemaker(lab, trials, log) if lab.pacemaker else measure_takeover(lab, trials, log)
@@ -404,6 +415,8 @@ def main(args: argparse.Namespace) -> int:
         summary = _serving_outputs(serving, out) + summary
     if takeover:
         summary = _takeover_outputs(takeover, out) + summary
+    # Timings on a shared machine depend on what else runs: say how busy it was.
+    summary.append(f"load average (1 min) at the start / end: {load_before:.1f} / {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print("\n" + "\n".join(summary))
     print(f"\nCSV and PNG files in {out}/ (this machine: 2 cores, everything in namespaces; the seed: a laptop with 10 VirtualBox VMs)")
     return 0

@@ -46,8 +46,9 @@ QDEVICE_STEP, CIB_STEP, QUORUM_DEVICE_STEP = "51-qdevice", "53-cib", "55-quorum-
 HAPROXY_PIDFILE = "/run/haproxy.pid"
 # How long the scenarios wait for the VIPs to move. With the quorum device the two directors left
 # are quorate only once qnetd gave them its votes, which it does when it drops the lost director's
-# silent connection: 1.2 x the device's 10 s heartbeat (corosync-qdevice's default). Add corosync's
-# token and consensus, fencing, and a powered-on director's start: 30 s.
+# silent connection: at most 1.4 x quorum.device.timeout (Pacemaker.qdevice_handover_ms). Add
+# corosync's token and consensus, fencing, and a powered-on director's start; 30 s leaves room for
+# a stack file with corosync-qdevice's default timeout (10 s) on a loaded machine.
 FAILOVER_TIMEOUT = 30.0
 # Daemons Pacemaker starts and stops on the directors (not the lab): role -> the resource managing it.
 MANAGED = {"haproxy": rpm.HAPROXY_CLONE}

@@ -1,0 +1,162 @@
+"""Added latency on one NIC of a lab node: what `tc qdisc ... netem delay` would do.
+
+The lab's kernel has no sch_netem (nor fq, nor loadable modules), so the lab delays packets
+with netfilter's NFQUEUE instead: iptables rules in the node's own network namespace hand
+every packet leaving (OUTPUT -o NIC) and entering (PREROUTING -i NIC) that NIC to a queue,
+and this module, a lab process inside the same namespace, gives each its ACCEPT verdict
+`delay` after it arrived, in arrival order. The kernel keeps the packet meanwhile (only
+metadata is copied), so nothing about it changes but its timing. The rules use
+`--queue-bypass` and the queue fails open, so a delayer that is gone or overwhelmed lets
+packets through instead of cutting the link.
+
+Standard library only: the nfnetlink_queue protocol (linux/netfilter/nfnetlink_queue.h)
+over a raw netlink socket.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import select
+import socket
+import struct
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Optional, Sequence
+
+NETLINK_NETFILTER = 12
+NFNL_SUBSYS_QUEUE = 3
+NFQNL_MSG_PACKET, NFQNL_MSG_VERDICT, NFQNL_MSG_CONFIG = 0, 1, 2
+NFQA_CFG_CMD, NFQA_CFG_PARAMS, NFQA_CFG_MASK, NFQA_CFG_FLAGS = 1, 2, 4, 5
+NFQNL_CFG_CMD_BIND = 1
+NFQNL_COPY_META = 1
+NFQA_CFG_F_FAIL_OPEN = 1
+NFQA_PACKET_HDR, NFQA_VERDICT_HDR = 1, 2
+NF_ACCEPT = 1
+NLM_F_REQUEST, NLM_F_ACK = 1, 4
+NLMSG_ERROR = 2
+QUEUE = 7405  # the lab's queue number (corosync's knet port is 5405)
+ROLE = "latency"  # the delayer's role in the lab state
+
+
+# --------------------------------------------------------------------------- nfnetlink_queue
+
+
+def message(kind: int, queue: int, attrs: Sequence[tuple[int, bytes]], flags: int = NLM_F_REQUEST, seq: int = 0) -> bytes:
+    """One netlink message of the queue subsystem: nlmsghdr, nfgenmsg (res_id = queue number), attributes."""
+    body = struct.pack("BB", socket.AF_UNSPEC, 0) + struct.pack("!H", queue)
+    for kind_attr, data in attrs:
+        attr = struct.pack("HH", 4 + len(data), kind_attr) + data
+        body += attr + b"\0" * (-len(attr) % 4)
+    return struct.pack("IHHII", 16 + len(body), (NFNL_SUBSYS_QUEUE << 8) | kind, flags, seq, 0) + body
+
+
+def packet_ids(data: bytes) -> Iterator[int]:
+    """The ids of the queued packets in a batch of netlink messages; raises on a netlink error."""
+    offset = 0
+    while offset + 16 <= len(data):
+        length, kind, _flags, _seq, _pid = struct.unpack_from("IHHII", data, offset)
+        if length < 16:
+            break
+        if kind == NLMSG_ERROR:
+            (errno,) = struct.unpack_from("i", data, offset + 16)
+            if errno:
+                raise OSError(-errno, "nfnetlink_queue refused a request")
+        elif kind == (NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_PACKET:
+            pos, end = offset + 20, offset + length  # past nlmsghdr and nfgenmsg
+            while pos + 4 <= end:
+                alen, atype = struct.unpack_from("HH", data, pos)
+                if alen < 4:
+                    break
+                if atype & 0x3FFF == NFQA_PACKET_HDR:
+                    yield struct.unpack_from("!I", data, pos + 4)[0]
+                pos += (alen + 3) & ~3
+        offset += (length + 3) & ~3
+
+
+def bind(queue: int) -> socket.socket:
+    """A netlink socket bound to the queue: metadata only, failing open when full."""
+    sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_NETFILTER)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+    sock.bind((0, 0))
+    requests = [
+        [(NFQA_CFG_CMD, struct.pack("!BxH", NFQNL_CFG_CMD_BIND, socket.AF_INET))],
+        [(NFQA_CFG_PARAMS, struct.pack("!IB", 0, NFQNL_COPY_META))],
+        [(NFQA_CFG_MASK, struct.pack("!I", NFQA_CFG_F_FAIL_OPEN)), (NFQA_CFG_FLAGS, struct.pack("!I", NFQA_CFG_F_FAIL_OPEN))],
+    ]
+    for seq, attrs in enumerate(requests, 1):
+        sock.send(message(NFQNL_MSG_CONFIG, queue, attrs, NLM_F_REQUEST | NLM_F_ACK, seq))
+        list(packet_ids(sock.recv(65536)))  # the ack; raises on an error
+    return sock
+
+
+def delay_queue(queue: int, delay: float, seconds: float) -> int:
+    """Hold every packet of the queue for `delay`, then accept it; stop after `seconds` (bounded). Returns how many."""
+    sock = bind(queue)
+    held: collections.deque[tuple[float, int]] = collections.deque()
+    done = 0
+    stop = time.monotonic() + seconds
+    while time.monotonic() < stop or held:
+        now = time.monotonic()
+        while held and held[0][0] <= now:
+            sock.send(message(NFQNL_MSG_VERDICT, queue, [(NFQA_VERDICT_HDR, struct.pack("!II", NF_ACCEPT, held.popleft()[1]))]))
+            done += 1
+        if now >= stop and not held:
+            break
+        wait = max(0.0, min(held[0][0] - now if held else 0.05, 0.05))
+        if select.select([sock], [], [], wait)[0]:
+            arrived = time.monotonic()
+            held.extend((arrived + delay, pid) for pid in packet_ids(sock.recv(1 << 16)))
+    sock.close()
+    return done
+
+
+# --------------------------------------------------------------------------- on a lab node
+
+
+def _rules(op: str, nic: str, queue: int) -> list[list[str]]:
+    target = ["-j", "NFQUEUE", "--queue-num", str(queue), "--queue-bypass"]
+    return [["iptables", "-t", "mangle", op, "OUTPUT", "-o", nic, *target], ["iptables", "-t", "mangle", op, "PREROUTING", "-i", nic, *target]]
+
+
+@contextmanager
+def added_latency(node: str, nic: str, delay: float, seconds: float, queue: int = QUEUE) -> Iterator[None]:
+    """`delay` added to every packet through the node's NIC, both ways, for at most `seconds` (+ the delay):
+    the delayer is a lab process of the node (started and stopped by PID), the rules go when the block ends."""
+    from . import processes
+    from .state import LabState, sandbox
+
+    state = LabState.load()
+    if state is None:
+        raise RuntimeError("no lab is running")
+    root = Path(__file__).resolve().parents[2]
+    argv = ["env", f"PYTHONPATH={root}", sys.executable, "-m", "webcluster.lab.latency", "--queue", str(queue), "--delay-ms", str(int(delay * 1000)), "--seconds", str(seconds)]
+    processes.start(state, node, ROLE, argv)
+    box = sandbox(node)
+    try:
+        time.sleep(0.5)  # bound before the first packet is queued (until then --queue-bypass lets it through)
+        for rule in _rules("-I", nic, queue):
+            box.run(rule)
+        yield
+    finally:
+        for rule in _rules("-D", nic, queue):
+            box.run(rule, check=False)
+        time.sleep(delay + 0.2)  # the packets still held get their verdict
+        processes.stop(state, node, ROLE)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m webcluster.lab.latency", description="hold the packets of an NFQUEUE queue for a fixed delay")
+    parser.add_argument("--queue", type=int, default=QUEUE)
+    parser.add_argument("--delay-ms", type=int, required=True)
+    parser.add_argument("--seconds", type=float, required=True, help="stop after this long")
+    args = parser.parse_args(argv)
+    done = delay_queue(args.queue, args.delay_ms / 1000, args.seconds)
+    print(f"delayed {done} packets by {args.delay_ms} ms", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
