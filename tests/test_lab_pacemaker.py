@@ -13,7 +13,6 @@ import json
 import re
 import socket
 import threading
-import time
 from contextlib import redirect_stdout
 from pathlib import Path
 from typing import Iterator
