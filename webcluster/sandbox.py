@@ -38,7 +38,7 @@ PRIVATE_DIRS = (
     "/dev/shm",
 )
 # haproxy's chroot and the daemons' runtime directories (a package's tmpfiles.d would make them at boot).
-RUNTIME_DIRS = ("/run/haproxy", "/run/keepalived", "/run/dnsmasq", "/run/gluster", "/run/corosync-qdevice", "/run/corosync-qnetd")
+RUNTIME_DIRS = ("/run/haproxy", "/run/keepalived", "/run/dnsmasq", "/run/gluster", "/run/corosync-qdevice", "/run/corosync-qnetd", "/run/resource-agents")
 # Directories a node sees as the host's with its own files on top (overlayfs).
 OVERLAY_DIRS = ("/etc", "/usr/sbin")
 
