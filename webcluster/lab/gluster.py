@@ -65,11 +65,16 @@ def bring_up(state: LabState, topo: Topology, plan: ClusterPlan, step: Callable[
     step(f"gluster: rendered steps 20-peers and 30-volumes created and started {names}")
 
 
-def _wait_glusterd(sb: Sandbox, timeout: float = 30) -> None:
+def _wait_glusterd(sb: Sandbox, timeout: float = 60) -> None:
+    """Until glusterd answers; a CLI call that hangs (a busy machine: glusterd's start runs Python
+    helpers) counts as not yet, within the same bound."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if sb.run(["gluster", "--mode=script", "pool", "list"], check=False, timeout=10).returncode == 0:
-            return
+        try:
+            if sb.run(["gluster", "--mode=script", "pool", "list"], check=False, timeout=10).returncode == 0:
+                return
+        except subprocess.TimeoutExpired:
+            continue
         time.sleep(0.3)
     raise RuntimeError(f"glusterd in {sb.name} did not answer within {timeout:.0f} s")
 
