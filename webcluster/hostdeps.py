@@ -58,7 +58,10 @@ PACKAGES: dict[str, tuple[str, ...]] = {
     "pacemaker": ("pacemakerd",),
     "pacemaker-cli-utils": ("crm_verify", "cibadmin", "crm_resource", "crm_simulate", "crm_attribute", "crm_mon", "stonith_admin", "attrd_updater"),
     "crmsh": ("crm",),
-    "resource-agents": ("/usr/lib/ocf/resource.d/heartbeat/IPaddr2",),
+    "resource-agents": ("/usr/lib/ocf/resource.d/heartbeat/IPaddr2", "/usr/lib/ocf/resource.d/heartbeat/ethmonitor"),
+    # ethmonitor refuses to start without these (check_binary arping, bc: "not installed")
+    "iputils-arping": ("arping",),
+    "bc": ("bc",),
     "fence-agents": ("fence_virsh", "fence_vbox"),
     # shell checks of the rendered steps
     "shellcheck": ("shellcheck",),
