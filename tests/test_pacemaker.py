@@ -570,7 +570,6 @@ def tls_handshake(server_db: Path, client_db: Path, tmp_path: Path) -> subproces
 
 
 @needs_root
-@tool("corosync-qdevice-net-certutil")
 def test_qnetd_and_a_director_trust_each_other_from_the_seed_alone(plan: ClusterPlan, tmp_path: Path) -> None:
     seed = "a-seed-of-at-least-16-characters"
     qnetd_db = build_db(plan, "nas", "qnetd_db_ensure", seed, tmp_path)
@@ -587,7 +586,6 @@ def test_qnetd_and_a_director_trust_each_other_from_the_seed_alone(plan: Cluster
 
 
 @needs_root
-@tool("corosync-qdevice-net-certutil")
 def test_the_derived_ca_is_the_same_on_every_node(plan: ClusterPlan, tmp_path: Path) -> None:
     seed = "a-seed-of-at-least-16-characters"
     ids = {build_db(plan, node, call, seed, tmp_path).joinpath("ha-web-cluster.id").read_text().split()[0]
@@ -605,8 +603,6 @@ def wait_until(predicate: Any, seconds: float) -> bool:
 
 
 @needs_root
-@tool("corosync-qnetd")
-@tool("corosync-qdevice")
 def test_qdevice_reaches_qnetd_over_tls_with_the_derived_certificates(plan: ClusterPlan, tmp_path: Path) -> None:
     """The real daemons: qnetd as its own user with the drop-in's options on the NAS, corosync and
     corosync-qdevice on cluster1, linked by the internal network. qnetd ACKs the director, and the
