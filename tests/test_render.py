@@ -163,6 +163,19 @@ def test_keepalived_priorities_router_ids_vips_and_check_script(dev_plan: Cluste
             assert ("preempt_delay 3" in block) == (state == "BACKUP" and instance != "VI_3")
 
 
+@pytest.mark.parametrize("timeout_s", [None, 12])
+def test_keepalived_check_timeout_follows_the_stack(timeout_s: int | None) -> None:
+    """A slow check run is killed after vrrp.checkTimeoutS and moves the VIPs: the e2e saw
+    2-4 s runs on busy directors flap the VIPs at keepalived's old fixed 2 s."""
+    vrrp = {} if timeout_s is None else {"checkTimeoutS": timeout_s}
+    config = StackConfig.model_validate({"cluster": {"vrrp": vrrp}})
+    conf = render_cluster(config).nodes["cluster1"].files["/etc/keepalived/keepalived.conf"].content
+    block = lines(keepalived_block(str(conf), "vrrp_script chk_haproxy"))
+    assert f"timeout {config.cluster.vrrp.check_timeout_s}" in block
+    assert config.cluster.vrrp.check_timeout_s == (timeout_s or 5)
+    assert "fall 1" in block, "a dead HAProxy (refused at once) still moves the VIPs at the first failed run"
+
+
 def test_dnsmasq_on_the_master_serves_the_seeds_range_and_reservations(dev_plan: ClusterPlan) -> None:
     conf = set(lines(text(dev_plan, "cluster1", "/etc/dnsmasq.conf")))
     assert {

@@ -168,6 +168,12 @@ class Vrrp(Strict):
     check_interval_ms: int = Field(
         100, ge=20, le=1000, description="How often keepalived's HAProxy check polls HAProxy's loopback health port, so the VIPs leave a director whose HAProxy died within about this time."
     )
+    check_timeout_s: int = Field(
+        5,
+        ge=1,
+        le=60,
+        description="keepalived kills a check run slower than this and counts it as failed, which moves the VIPs. A dead HAProxy fails the check at once (connection refused) whatever this is, so this only bounds a hung check: it is generous because a director that is merely busy (seen in emulated guests: runs of 2-4 s) must not drop the VIPs.",
+    )
 
 
 class Pacemaker(Strict):

@@ -92,9 +92,10 @@ def split_values(raw: dict[str, Any]) -> tuple[dict[str, Any], set[str], list[Pr
     return values, secrets, problems
 
 
-def load_values(raw: dict[str, Any], name: str = "inline") -> LoadedStack:
+def load_values(raw: dict[str, Any], name: str = "inline", where: str = "config") -> LoadedStack:
+    """`where` names the mapping in errors (the stack file's `config:`)."""
     if not isinstance(raw, dict):
-        raise ConfigError([Problem("config", f"must be a mapping of `{PROJECT}:<key>: <value>` lines, not a {_yaml_kind(raw)}")])
+        raise ConfigError([Problem(where, f"must be a mapping of `{PROJECT}:<key>: <value>` lines, not a {_yaml_kind(raw)}")])
     values, secrets, problems = split_values(raw)
     try:
         config, warnings = parse(values)
@@ -118,12 +119,13 @@ def _read_text(path: Path) -> str:
         hint = f"stacks in {path.parent}: {', '.join(known)}" if known else f"no Pulumi.<stack>.yaml in {path.parent}"
         raise ConfigError([Problem(str(path), f"stack file not found ({hint})")])
     data = path.read_bytes()
+    binary = ConfigError([Problem(str(path), "is not a text file (binary data): give a YAML stack file")])
+    if b"\0" in data:
+        raise binary
     try:
-        if b"\0" in data:
-            raise UnicodeDecodeError("utf-8", data, data.index(b"\0"), data.index(b"\0") + 1, "NUL byte")
         return data.decode("utf-8")
     except UnicodeDecodeError:
-        raise ConfigError([Problem(str(path), "is not a text file (binary data): give a YAML stack file")]) from None
+        raise binary from None
 
 
 def load_stack_file(path: Path) -> LoadedStack:
@@ -141,6 +143,4 @@ def load_stack_file(path: Path) -> LoadedStack:
         raise ConfigError([Problem(str(path), f"unknown top-level key(s): {', '.join(sorted(map(str, unknown)))}")])
     name = path.name.removeprefix("Pulumi.").removesuffix(".yaml")
     config = doc.get("config")
-    if config is not None and not isinstance(config, dict):
-        raise ConfigError([Problem(f"{path}: config", f"must be a mapping of `{PROJECT}:<key>: <value>` lines, not a {_yaml_kind(config)}")])
-    return load_values(config or {}, name)
+    return load_values({} if config is None else config, name, where=f"{path}: config")

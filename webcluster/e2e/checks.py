@@ -19,7 +19,7 @@ from webcluster.topology import ROLE_BACKEND, ROLE_GLUSTER, ROLE_NAS, Topology
 from . import guests, network
 from .recording import PlanRecording
 from ..loss import loss_budget
-from ..waiting import wait_until
+from ..waiting import Timeout, wait_until
 from .shell import run
 from .ssh import Target, root
 
@@ -154,13 +154,16 @@ def check_gluster(c: Cluster) -> str:
     return f"{server} disconnected -> {volume.name} written and served"
 
 
-def vip_holder(c: Cluster, candidates: list[str]) -> str | None:
+def vip_holders(c: Cluster, candidates: list[str]) -> list[str]:
+    """Every candidate that holds the external VIP (more than one is a split brain)."""
     vip = str(c.topology.cluster.vips.external)
-    for d in candidates:
-        r = root(c.target(d), f"ip -4 -o addr show | grep -qw {vip}", timeout=20)
-        if r.returncode == 0:
-            return d
-    return None
+    return [d for d in candidates if root(c.target(d), f"ip -4 -o addr show | grep -qw {vip}", timeout=20).returncode == 0]
+
+
+def vrrp_states(c: Cluster, directors: list[str]) -> str:
+    """The last VRRP state changes of each reachable director, for a failed check's message."""
+    script = "journalctl -u keepalived --no-pager -n 3000 -o cat | grep -E 'Entering|timed_out|failed' | tail -n 3 | tr '\\n' ';'"
+    return " | ".join(f"{d}: {root(c.target(d), script, timeout=20).stdout.decode(errors='replace').strip() or '?'}" for d in directors)
 
 
 def check_failover(c: Cluster) -> str:
@@ -168,7 +171,10 @@ def check_failover(c: Cluster) -> str:
     steps: list[str] = []
 
     def expect(holder: str, alive: list[str]) -> None:
-        wait_until(f"VIP on {holder}", lambda: vip_holder(c, alive) == holder, 60, 2)
+        try:
+            wait_until(f"VIP on {holder}", lambda: vip_holders(c, alive) == [holder], 60, 2)
+        except Timeout as exc:
+            raise CheckFailed(f"{exc}; held by {vip_holders(c, alive) or 'none'}; {vrrp_states(c, alive)}") from exc
         services_answer(c, within=60)
         steps.append(holder)
 
