@@ -170,8 +170,9 @@ def test_keepalived_check_timeout_follows_the_stack(timeout_s: int | None) -> No
     vrrp = {} if timeout_s is None else {"checkTimeoutS": timeout_s}
     config = StackConfig.model_validate({"cluster": {"vrrp": vrrp}})
     conf = render_cluster(config).nodes["cluster1"].files["/etc/keepalived/keepalived.conf"].content
+    for script in ("chk_haproxy", "chk_backends"):
+        assert f"timeout {config.cluster.vrrp.check_timeout_s}" in lines(keepalived_block(str(conf), f"vrrp_script {script}"))
     block = lines(keepalived_block(str(conf), "vrrp_script chk_haproxy"))
-    assert f"timeout {config.cluster.vrrp.check_timeout_s}" in block
     assert config.cluster.vrrp.check_timeout_s == (timeout_s or 5)
     assert "fall 1" in block, "a dead HAProxy (refused at once) still moves the VIPs at the first failed run"
 
