@@ -245,8 +245,14 @@ def kill_managed(node: str, role: str, sig: int = signal.SIGKILL, timeout: float
 
 
 def clear_failures(node: str, role: str) -> None:
-    """What an operator does once the cause is fixed: forget the resource's failures on the node, so Pacemaker starts it there again."""
-    sandbox(node).run(["crm_resource", "--cleanup", "--resource", MANAGED[role], "--node", node], timeout=60)
+    """What an operator does once the cause is fixed: forget the resource's failures on the node, so Pacemaker starts it there again.
+
+    First wait (bounded) for the cluster to settle: a cleanup that lands while Pacemaker is still
+    recovering from the failure (the VIPs already moved, the stop and the fail-count not yet
+    written) is undone by it, and the node stays banned (seen on a freshly started lab)."""
+    box = sandbox(node)
+    box.run(["crm_resource", "--wait", "--timeout", "30s"], timeout=45)
+    box.run(["crm_resource", "--cleanup", "--resource", MANAGED[role], "--node", node], timeout=60)
 
 
 # --------------------------------------------------------------------------- the stack file
