@@ -154,16 +154,40 @@ def check_gluster(c: Cluster) -> str:
     return f"{server} disconnected -> {volume.name} written and served"
 
 
+class Unreachable(Exception):
+    """A guest that did not answer over SSH: its state is unknown, not "no"."""
+
+
 def vip_holders(c: Cluster, candidates: list[str]) -> list[str]:
-    """Every candidate that holds the external VIP (more than one is a split brain)."""
+    """Every candidate that holds the external VIP (more than one is a split brain). Busy guests
+    refuse SSH for a while (banner exchange timeouts after a restore): dialled again, bounded."""
     vip = str(c.topology.cluster.vips.external)
-    return [d for d in candidates if root(c.target(d), f"ip -4 -o addr show | grep -qw {vip}", timeout=20).returncode == 0]
+    held = []
+    for d in candidates:
+        r = root(c.target(d), f"ip -4 -o addr show | grep -qw {vip} && echo held || echo free", timeout=30, dial_for=30)
+        answer = r.stdout.decode(errors="replace").strip()
+        if answer not in ("held", "free"):
+            raise Unreachable(f"{d}: exit {r.returncode}: {r.stderr.decode(errors='replace').strip()[-200:]}")
+        if answer == "held":
+            held.append(d)
+    return held
+
+
+def holders_are(c: Cluster, candidates: list[str], expected: list[str]) -> bool:
+    try:
+        return vip_holders(c, candidates) == expected
+    except Unreachable:
+        return False
 
 
 def vrrp_states(c: Cluster, directors: list[str]) -> str:
     """The last VRRP state changes of each reachable director, for a failed check's message."""
     script = "journalctl -u keepalived --no-pager -n 3000 -o cat | grep -E 'Entering|timed_out|failed' | tail -n 3 | tr '\\n' ';'"
-    return " | ".join(f"{d}: {root(c.target(d), script, timeout=20).stdout.decode(errors='replace').strip() or '?'}" for d in directors)
+    return " | ".join(f"{d}: {root(c.target(d), script, timeout=40, dial_for=30).stdout.decode(errors='replace').strip() or '?'}" for d in directors)
+
+
+# keepalived moves the VIPs in seconds; the bound is for reaching busy emulated guests over SSH.
+FAILOVER_WAIT_S = 180
 
 
 def check_failover(c: Cluster) -> str:
@@ -172,9 +196,13 @@ def check_failover(c: Cluster) -> str:
 
     def expect(holder: str, alive: list[str]) -> None:
         try:
-            wait_until(f"VIP on {holder}", lambda: vip_holders(c, alive) == [holder], 60, 2)
+            wait_until(f"VIP on {holder} alone", lambda: holders_are(c, alive, [holder]), FAILOVER_WAIT_S, 2)
         except Timeout as exc:
-            raise CheckFailed(f"{exc}; held by {vip_holders(c, alive) or 'none'}; {vrrp_states(c, alive)}") from exc
+            try:
+                seen = ", ".join(vip_holders(c, alive)) or "none"
+            except Unreachable as gone:
+                seen = f"unknown ({gone})"
+            raise CheckFailed(f"{exc}; held by {seen}; {vrrp_states(c, alive)}") from exc
         services_answer(c, within=60)
         steps.append(holder)
 

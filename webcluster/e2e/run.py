@@ -122,14 +122,20 @@ def provision(plan: PlanRecording, image: GuestImage, key: str, report: Report) 
     report.timed("snapshot save", start)
 
 
+RESTORE_TIMEOUT_S = 600
+
+
 def restore(plan: PlanRecording, image: GuestImage, report: Report) -> None:
     start = time.monotonic()
     starter = GuestStarter(plan, image, guests.SNAPSHOT)
     for name in sorted(plan.guests):
         starter(name)
     first = {s.guest: s for s in reversed(plan.ordered())}
+    # Ten guests load their saved memory (1-2 GiB each) at once before they run: on a slow day
+    # here the first SSH answer took over 120 s. One bound for all of them.
+    deadline = time.monotonic() + RESTORE_TIMEOUT_S
     for name, step in sorted(first.items()):
-        wait_until(f"SSH to {name}", lambda: ssh(target_of(step), "true", timeout=15).returncode == 0, 120, 1)
+        wait_until(f"SSH to {name}", lambda: ssh(target_of(step), "true", timeout=15).returncode == 0, max(1.0, deadline - time.monotonic()), 1)
     report.timed("restore from snapshots", start)
 
 

@@ -61,6 +61,6 @@ def ssh(target: Target, command: str, stdin: str = "", timeout: float = 120, dia
         time.sleep(3)
 
 
-def root(target: Target, script: str, timeout: float = 120) -> subprocess.CompletedProcess:
+def root(target: Target, script: str, timeout: float = 120, dial_for: float = 0) -> subprocess.CompletedProcess:
     """A shell script run as root on the guest (for checks; steps use the program's own command)."""
-    return ssh(target, "sudo -n /bin/bash -s", stdin=script, timeout=timeout)
+    return ssh(target, "sudo -n /bin/bash -s", stdin=script, timeout=timeout, dial_for=dial_for)
