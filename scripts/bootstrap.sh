@@ -5,8 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# The packages: webcluster/hostdeps.py, the one list of every program the project runs on
-# the host (stdlib-only, so it runs before the requirements are installed).
+# The packages: scripts/host-packages.txt, the one list of every program the project runs on
+# the host, read by webcluster/hostdeps.py (stdlib-only, so it runs before the requirements).
 PYTHON=${PYTHON:-python3}
 mapfile -t PACKAGES < <("$PYTHON" -m webcluster.hostdeps packages)
 

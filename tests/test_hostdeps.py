@@ -1,4 +1,4 @@
-"""Every program the code runs on the host is in webcluster/hostdeps.py with the Debian package
+"""Every program the code runs on the host is in scripts/host-packages.txt with the Debian package
 that provides it, and is installed here; so the next missing install step fails CI on the
 machine that forgot it (as fence-agents once did), with the package's name."""
 
@@ -68,7 +68,7 @@ def test_the_scan_sees_the_programs_we_know_about() -> None:
 
 def test_every_program_the_code_runs_is_listed_with_its_package() -> None:
     unlisted = {p: where for p, where in programs_the_code_runs().items() if hostdeps.package_of(p) is None}
-    assert not unlisted, f"add these to webcluster/hostdeps.py PACKAGES with their Debian package: {unlisted}"
+    assert not unlisted, f"add these to scripts/host-packages.txt with their Debian package: {unlisted}"
 
 
 def test_every_listed_program_is_installed() -> None:
