@@ -89,7 +89,7 @@ def haproxy(tmp_path: Path) -> Iterator[tuple[Path, int, Path]]:
         f"listen stats\n\tbind 127.0.0.1:{free_port()}\n\tmode http\n\tstats enable\n"  # rows without servers: ignored
     )
     program = tmp_path / "backends-up"
-    program.write_text(render("director/backends-up.py.j2", socket=str(sock), timeout_s=1.0, hold_s=3))
+    program.write_text(render("director/backends-up.py.j2", socket=str(sock), timeout_s=1.0, hold_s=3, nics=["lo"]))
     program.chmod(0o755)
     proc = subprocess.Popen(["haproxy", "-db", "-f", str(cfg)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -132,3 +132,34 @@ def test_the_check_fails_fast_when_haproxy_does_not_answer(haproxy: tuple[Path, 
     missing.chmod(0o755)
     assert run(missing).returncode == 1
     silent.close()
+
+
+def _load(program: Path, nics: list[str]):
+    """The rendered program as a module, its NIC list replaced (`lo` always has carrier)."""
+    import importlib.util
+    from importlib.machinery import SourceFileLoader
+
+    src = program.parent / f"{program.name}-{'-'.join(nics)}.py"
+    src.write_text(program.read_text().replace('NICS = ["lo"]', f"NICS = {nics!r}"))
+    loader = SourceFileLoader(src.stem.replace("-", "_"), str(src))
+    spec = importlib.util.spec_from_loader(loader.name, loader)
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module
+
+
+def test_the_pacemaker_attribute_is_dampened_unless_a_vip_nic_lost_its_link(haproxy: tuple[Path, int, Path]) -> None:
+    """Backend visibility is written after the dampening (directors noticing one outage a moment
+    apart compare together); a lost link at once, so the VIPs cannot come back with the link
+    before HAProxy sees the backends again."""
+    program, gone, _ = haproxy
+    time.sleep(0.5)
+    linked = _load(program, ["lo"])
+    assert linked.attribute_update(7) == ("0", 7), "backend `gone` has no server UP: 0, dampened"
+    with socket.socket() as back:
+        back.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        back.bind(("127.0.0.1", gone))
+        back.listen(64)
+        wait_until("every backend has a server UP", lambda: linked.attribute_update(7) == ("1", 7), 10, 0.1)
+        unlinked = _load(program, ["lo", "hawc-no-such-nic"])
+        assert unlinked.attribute_update(7) == ("0", 0), "a VIP NIC without link: 0 at once, whatever HAProxy sees"

@@ -67,4 +67,4 @@ def keepalived_order_problem(directors: Sequence[Director]) -> tuple[int, str] |
 def add_check_program(b: NodeBuilder) -> str:
     """The program both stacks run: HAProxy's own view (its stats socket), bounded in time."""
     hold_s = b.topo.cluster.serving_check.hold_s
-    return b.file(BACKENDS_UP, "director/backends-up.py.j2", mode=0o755, socket=STATS_SOCKET, timeout_s=SOCKET_TIMEOUT_S, hold_s=hold_s)
+    return b.file(BACKENDS_UP, "director/backends-up.py.j2", mode=0o755, socket=STATS_SOCKET, timeout_s=SOCKET_TIMEOUT_S, hold_s=hold_s, nics=list(VIP_NICS))
