@@ -3,6 +3,7 @@ against a real HAProxy on loopback (its stats socket in a temporary directory)."
 
 from __future__ import annotations
 
+import re
 import shutil
 import socket
 import subprocess
@@ -14,7 +15,9 @@ import pytest
 
 from webcluster.model import StackConfig
 from webcluster.render import render_cluster, serving
+from webcluster.render.director import service_views
 from webcluster.render.templating import render
+from webcluster.topology import Topology
 from webcluster.validation import check
 from webcluster.waiting import wait_until
 
@@ -48,16 +51,26 @@ def test_validate_rejects_priorities_keepalived_cannot_keep_in_order(priorities:
         assert not [p for p in check(config("pacemaker", priorities)) if p.severity == "error"]  # scores have no floor
 
 
-def test_keepalived_and_pacemaker_weigh_the_same_check() -> None:
-    for stack in ("keepalived", "pacemaker"):
-        plan = render_cluster(config(stack))
+def _health_frontend(plan) -> str:
+    cfg = str(plan.nodes["cluster1"].files["/etc/haproxy/haproxy.cfg"].content)
+    return cfg[cfg.index("frontend health"):]
+
+
+def test_keepalived_and_pacemaker_ask_haproxy_the_same_question() -> None:
+    """Both stacks read HAProxy's /backends answer on the health port; it names every backend."""
+    for stack, path, head in (("keepalived", serving.CHECK_BACKENDS, "#!/bin/bash\n"), ("pacemaker", serving.BACKENDS_UP, "#!/usr/bin/python3 -IS\n")):
+        cfg = config(stack)
+        plan = render_cluster(cfg)
+        port = cfg.cluster.haproxy.tuning.health_port
         for d in ("cluster1", "standby1", "standby2"):
-            program = plan.nodes[d].files[serving.BACKENDS_UP]
-            assert program.mode == 0o755 and str(program.content).startswith("#!/usr/bin/python3 -IS\n")
-            assert f'SOCKET = "{serving.STATS_SOCKET}"' in str(program.content)
-            assert any(serving.BACKENDS_UP in s.files for s in plan.nodes[d].steps), f"{stack}: no step installs it on {d}"
-    haproxy = str(render_cluster(config()).nodes["cluster1"].files["/etc/haproxy/haproxy.cfg"].content)
-    assert f"stats socket {serving.STATS_SOCKET} " in haproxy  # the socket the check reads is the one HAProxy opens
+            program = plan.nodes[d].files[path]
+            assert program.mode == 0o755 and str(program.content).startswith(head)
+            assert str(port) in str(program.content) and serving.SERVING_PATH in str(program.content)
+            assert any(path in s.files for s in plan.nodes[d].steps), f"{stack}: no step installs it on {d}"
+        health = _health_frontend(plan)
+        backends = {s.backend for s in service_views(Topology(cfg))}
+        assert set(re.findall(r"nbsrv\(([^)]+)\) gt 0", health)) == backends and f"bind 127.0.0.1:{port}" in health
+    assert serving.CHECK_BACKENDS in str(render_cluster(config()).nodes["cluster1"].files["/etc/keepalived/keepalived.conf"].content)
 
 
 # --------------------------------------------------------------------------- the check program against a real HAProxy
@@ -70,31 +83,35 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def haproxy(tmp_path: Path) -> Iterator[tuple[Path, int, Path]]:
-    """HAProxy on loopback: backend `alive` (a listening port) and backend `gone` (a closed one). Yields (program, gone's port, socket)."""
+def haproxy(tmp_path: Path) -> Iterator[tuple[dict[str, Path], int, int]]:
+    """HAProxy on loopback: backend `alive` (a listening port) and backend `gone` (a closed one),
+    and the rendered health frontend asking about those two. Yields ({check: program}, gone's port, health port)."""
     if not shutil.which("haproxy"):
         pytest.skip("haproxy not installed")
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(64)
-    gone = free_port()
-    sock = tmp_path / "admin.sock"
+    gone, health = free_port(), free_port()
+    cfg = config()
+    rendered = _health_frontend(render_cluster(cfg)).replace(f"127.0.0.1:{cfg.cluster.haproxy.tuning.health_port}", f"127.0.0.1:{health}")
+    rendered = re.sub(r"( \{ nbsrv\([^)]+\) gt 0 \})+", " { nbsrv(alive) gt 0 } { nbsrv(gone) gt 0 }", rendered)
     cfg = tmp_path / "haproxy.cfg"
     cfg.write_text(
-        f"global\n\tstats socket {sock} mode 600 level admin\n"
         "defaults\n\tmode tcp\n\ttimeout connect 200ms\n\ttimeout client 1s\n\ttimeout server 1s\n"
         "\tdefault-server inter 100 fall 1 rise 1\n"
         f"backend alive\n\tserver a1 127.0.0.1:{listener.getsockname()[1]} check\n\tserver a2 127.0.0.1:{free_port()} check\n"
-        f"backend gone\n\tserver g1 127.0.0.1:{gone} check\n"
-        f"listen stats\n\tbind 127.0.0.1:{free_port()}\n\tmode http\n\tstats enable\n"  # rows without servers: ignored
+        f"backend gone\n\tserver g1 127.0.0.1:{gone} check\n" + rendered
     )
-    program = tmp_path / "backends-up"
-    program.write_text(render("director/backends-up.py.j2", socket=str(sock), timeout_s=1.0, hold_s=3, nics=["lo"]))
-    program.chmod(0o755)
+    args = {"port": health, "uri": serving.SERVING_PATH, "timeout_s": 1.0}
+    programs = {}
+    for name, template, extra in (("check_backends.sh", "director/check_backends.sh.j2", {}), ("backends-up", "director/backends-up.py.j2", {"hold_s": 3, "nics": ["lo"]})):
+        programs[name] = tmp_path / name
+        programs[name].write_text(render(template, **args, **extra))
+        programs[name].chmod(0o755)
     proc = subprocess.Popen(["haproxy", "-db", "-f", str(cfg)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        wait_until("HAProxy's stats socket", sock.exists, 10)
-        yield program, gone, sock
+        wait_until("HAProxy's health port", lambda: socket.socket().connect_ex(("127.0.0.1", health)) == 0, 10)
+        yield programs, gone, health
     finally:
         proc.kill()
         proc.wait(10)
@@ -105,8 +122,10 @@ def run(program: Path) -> subprocess.CompletedProcess:
     return subprocess.run([str(program)], capture_output=True, text=True, timeout=10)
 
 
-def test_the_check_fails_while_a_backend_has_no_server_up_and_passes_once_one_is(haproxy: tuple[Path, int, Path]) -> None:
-    program, gone, _ = haproxy
+@pytest.mark.parametrize("check", ["check_backends.sh", "backends-up"])
+def test_the_check_fails_while_a_backend_has_no_server_up_and_passes_once_one_is(haproxy, check: str) -> None:
+    programs, gone, _ = haproxy
+    program = programs[check]
     time.sleep(0.5)  # a few health checks: a1 UP, a2 and g1 DOWN
     assert run(program).returncode == 1, "backend `gone` has no server UP"
     with socket.socket() as back:  # g1's port answers again: one UP server per backend is enough (a2 stays DOWN)
@@ -116,22 +135,22 @@ def test_the_check_fails_while_a_backend_has_no_server_up_and_passes_once_one_is
         wait_until("the check passes", lambda: run(program).returncode == 0, 10, 0.1)
 
 
-def test_the_check_fails_fast_when_haproxy_does_not_answer(haproxy: tuple[Path, int, Path], tmp_path: Path) -> None:
-    program, _, sock = haproxy
-    silent = socket.socket(socket.AF_UNIX)  # accepts, never answers: the read is bounded by the timeout
-    silent.bind(str(tmp_path / "silent.sock"))
-    silent.listen(1)
-    mute = tmp_path / "mute"
-    mute.write_text(program.read_text().replace(str(sock), str(tmp_path / "silent.sock")))
-    mute.chmod(0o755)
-    start = time.monotonic()
-    assert run(mute).returncode == 1
-    assert time.monotonic() - start < 3
-    missing = tmp_path / "missing"
-    missing.write_text(program.read_text().replace(str(sock), str(tmp_path / "nothing.sock")))
+@pytest.mark.parametrize("check", ["check_backends.sh", "backends-up"])
+def test_the_check_fails_fast_when_haproxy_does_not_answer(haproxy, check: str, tmp_path: Path) -> None:
+    programs, _, health = haproxy
+    with socket.socket() as silent:  # accepts, never answers: the wait is bounded by the timeout
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)
+        mute = tmp_path / f"mute-{check}"
+        mute.write_text(programs[check].read_text().replace(str(health), str(silent.getsockname()[1])))
+        mute.chmod(0o755)
+        start = time.monotonic()
+        assert run(mute).returncode == 1
+        assert time.monotonic() - start < 3
+    missing = tmp_path / f"missing-{check}"
+    missing.write_text(programs[check].read_text().replace(str(health), str(free_port())))
     missing.chmod(0o755)
     assert run(missing).returncode == 1
-    silent.close()
 
 
 def _load(program: Path, nics: list[str]):
@@ -148,11 +167,12 @@ def _load(program: Path, nics: list[str]):
     return module
 
 
-def test_the_pacemaker_attribute_is_dampened_unless_a_vip_nic_lost_its_link(haproxy: tuple[Path, int, Path]) -> None:
+def test_the_pacemaker_attribute_is_dampened_unless_a_vip_nic_lost_its_link(haproxy) -> None:
     """Backend visibility is written after the dampening (directors noticing one outage a moment
     apart compare together); a lost link at once, so the VIPs cannot come back with the link
     before HAProxy sees the backends again."""
-    program, gone, _ = haproxy
+    programs, gone, _ = haproxy
+    program = programs["backends-up"]
     time.sleep(0.5)
     linked = _load(program, ["lo"])
     assert linked.attribute_update(7) == ("0", 7), "backend `gone` has no server UP: 0, dampened"

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from ..model import Director
 from ..topology import Topology
-from . import placeholders
+from . import placeholders, serving
 from .builder import NodeBuilder
 from .firewall import stats_addresses
 from .hastack import ha_stack_for
@@ -78,6 +78,7 @@ def add_director(b: NodeBuilder, director: Director) -> Step:
         description=topo.director_description(director),
         admin_sources=admin_sources,
         stats_addresses=stats_addresses(topo, director.internal),
+        serving_path=serving.SERVING_PATH,
     )
     haproxy = b.step(
         "40-haproxy",

@@ -60,7 +60,7 @@ class KeepalivedStack:
         for inst, network in zip(instances, ("external", "internal", "heartbeat")):
             inst["src"] = str(getattr(director, network))
             inst["peers"] = [str(getattr(p, network)) for p in peers]
-        backends_up = serving.add_check_program(b)
+        backends_check = serving.add_check_script(b)
         advert = vrrp.advert_interval if vrrp.version == 3 else max(1, round(vrrp.advert_interval))
         conf = b.file(
             KEEPALIVED_CONF,
@@ -72,7 +72,7 @@ class KeepalivedStack:
             vrrp_password=placeholders.secret("vrrpAuthPass"),
             check_script=CHECK_HAPROXY,
             instances=instances,
-            backends_script=backends_up,
+            backends_script=backends_check,
             backends_weight=serving.weight(self.topo.directors),
             # keepalived ignores preempt_delay on an instance that starts as MASTER (and says so)
             preempt_delay=None if director.name == self.topo.master.name else c.serving_check.hold_s,
@@ -81,7 +81,7 @@ class KeepalivedStack:
             "50-keepalived",
             "keepalived VRRP (VIPs follow the highest-priority director whose HAProxy is alive)",
             "steps/director/50-keepalived.sh.j2",
-            files=[conf, check, backends_up],
+            files=[conf, check, backends_check],
             after=[haproxy_step],
             priority=director.priority,
         )

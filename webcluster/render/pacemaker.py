@@ -211,7 +211,7 @@ class PacemakerStack:
 
     def _add_pacemaker(self, b: NodeBuilder) -> Step:
         """Also installs the program the backends-up clone runs (it must be there before the CIB names it)."""
-        files = [b.raw(HACLUSTER_PASSWORD, placeholders.secret("haclusterPassword"), mode=0o600), serving.add_check_program(b)]
+        files = [b.raw(HACLUSTER_PASSWORD, placeholders.secret("haclusterPassword"), mode=0o600), serving.add_attribute_program(b)]
         agent = self.pm.fence_agent(self.topo.config.hypervisor)
         if agent:
             files.append(b.raw(FENCE_PASSWORD, placeholders.secret("fencePassword"), mode=0o600))

@@ -19,9 +19,10 @@ from typing import Sequence
 from ..model import Director
 from .builder import NodeBuilder
 
-BACKENDS_UP = "/etc/ha-web-cluster/backends-up"  # python3 -IS: what every Debian cloud image has (cloud-init is Python)
-STATS_SOCKET = "/run/haproxy/admin.sock"  # haproxy.cfg's `stats socket`
-SOCKET_TIMEOUT_S = 1.0  # the whole read of the socket is bounded by this
+SERVING_PATH = "/backends"  # on HAProxy's loopback health frontend: 200 while every backend has a server UP
+CHECK_BACKENDS = "/etc/keepalived/check_backends.sh"  # keepalived's chk_backends (bash: cheap every second)
+BACKENDS_UP = "/etc/ha-web-cluster/backends-up"  # Pacemaker's attribute keeper; python3 -IS: what every Debian cloud image has (cloud-init is Python)
+ANSWER_TIMEOUT_S = 1.0  # HAProxy answers on loopback at once; a director too busy for this cannot serve either
 ATTRIBUTE = "hawc-backends-up"  # Pacemaker node attribute: 1 when every backend has a server UP
 
 
@@ -64,7 +65,21 @@ def keepalived_order_problem(directors: Sequence[Director]) -> tuple[int, str] |
     return None
 
 
-def add_check_program(b: NodeBuilder) -> str:
-    """The program both stacks run: HAProxy's own view (its stats socket), bounded in time."""
-    hold_s = b.topo.cluster.serving_check.hold_s
-    return b.file(BACKENDS_UP, "director/backends-up.py.j2", mode=0o755, socket=STATS_SOCKET, timeout_s=SOCKET_TIMEOUT_S, hold_s=hold_s, nics=list(VIP_NICS))
+def add_check_script(b: NodeBuilder) -> str:
+    """keepalived's chk_backends: one request to HAProxy's own answer, in bash (keepalived runs it
+    every second; a Python start per second was a large share of an emulated director's CPU)."""
+    return b.file(CHECK_BACKENDS, "director/check_backends.sh.j2", mode=0o755, port=b.topo.cluster.haproxy.tuning.health_port, uri=SERVING_PATH, timeout_s=f"{ANSWER_TIMEOUT_S:g}")
+
+
+def add_attribute_program(b: NodeBuilder) -> str:
+    """Pacemaker's backends-up: the same answer, kept as a node attribute by one long-running process."""
+    return b.file(
+        BACKENDS_UP,
+        "director/backends-up.py.j2",
+        mode=0o755,
+        port=b.topo.cluster.haproxy.tuning.health_port,
+        uri=SERVING_PATH,
+        timeout_s=ANSWER_TIMEOUT_S,
+        hold_s=b.topo.cluster.serving_check.hold_s,
+        nics=list(VIP_NICS),
+    )
