@@ -157,7 +157,7 @@ def add_fault_parsers(lsub: argparse._SubParsersAction) -> None:
              lambda a: f"{a.node} powered {a.action}")
     p.add_argument("action", choices=("off", "on"))
     p.add_argument("node")
-    p = verb("degrade", "delay and lose packets on a network (tc netem on every NIC of it), or --clear", _check_degrade,
+    p = verb("degrade", "delay and lose packets on a network (tc netem on every NIC of it; netfilter where the kernel has no netem), or --clear", _check_degrade,
              lambda lab, a: f.degrade(lab, a.network, a.delay, a.loss),
              lambda a: f"{a.network}: " + ("back to normal" if a.clear else f"{a.delay:g} ms delay, {a.loss:g} % loss"))
     p.add_argument("network", metavar="LINK", help="external, internal or heartbeat")

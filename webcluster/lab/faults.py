@@ -15,7 +15,7 @@ import signal
 from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
 from ..netns import CommandError
-from . import apache, network, pacemaker, power, processes
+from . import apache, latency, network, pacemaker, power, processes
 from .lifecycle import boot_mounts
 from .state import CLIENT, NETWORKS, faults_in_force, record_fault
 
@@ -171,17 +171,30 @@ def power_on(lab: "LabContext", node: str) -> None:
 # --------------------------------------------------------------------------- a network's quality
 
 
+def _nics_on(lab: "LabContext", net: str) -> list[tuple[str, str]]:
+    """(node, the node's own NIC name) of every lab namespace with a NIC on the network, the client's too."""
+    members = [(node, nic.name) for node in nodes(lab) for nic in lab.topo.node(node).nics if nic.network == net]
+    return members + ([(CLIENT, network.CLIENT_NIC)] if net == "external" else [])
+
+
 def degrade(lab: "LabContext", net: str, delay_ms: float = 0, loss_pct: float = 0) -> None:
-    """Delay and lose packets on a whole network (tc netem on every NIC's cable); both 0 clears it."""
+    """Delay and lose packets on a whole network, or clear that (both 0). tc netem on every NIC's
+    cable where the kernel has netem; else (this machine's kernel has no sch_netem) netfilter in
+    each node on it: a random-drop rule and an NFQUEUE delayer on what the NIC receives, the same
+    once per hop."""
     known("network", net, list(NETWORKS))
     links = [link for node in [*nodes(lab), CLIENT] for link in network.node_links(lab.state, lab.topo, node, [net])]
+    how = "netem"
     try:
         network.set_netem(links, delay_ms, loss_pct)
     except CommandError as exc:
-        if "qdisc kind is unknown" in str(exc):
-            raise FaultError("this kernel has no netem (CONFIG_NET_SCH_NETEM, module sch_netem): it cannot delay or lose packets") from None
-        raise
-    fault = {"kind": "degrade", "network": net, "delay_ms": delay_ms, "loss_pct": loss_pct} if delay_ms or loss_pct else None
+        if "qdisc kind is unknown" not in str(exc):
+            raise
+        how = "netfilter"
+    if how == "netfilter" or not (delay_ms or loss_pct):
+        for node, nic in _nics_on(lab, net):
+            latency.set_degraded(node, nic, net, delay_ms if how == "netfilter" else 0, loss_pct if how == "netfilter" else 0)
+    fault = {"kind": "degrade", "network": net, "delay_ms": delay_ms, "loss_pct": loss_pct, "how": how} if delay_ms or loss_pct else None
     record_fault(f"degrade {net}", fault)
 
 

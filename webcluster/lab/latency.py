@@ -1,4 +1,4 @@
-"""Added latency on one NIC of a lab node: what `tc qdisc ... netem delay` would do.
+"""Added latency (and loss) on NICs of lab nodes: what `tc qdisc ... netem delay ... loss` would do.
 
 The lab's kernel has no sch_netem (nor fq, nor loadable modules), so the lab delays packets
 with netfilter's NFQUEUE instead: iptables rules in the node's own network namespace hand
@@ -121,6 +121,12 @@ def _rules(op: str, nic: str, queue: int) -> list[list[str]]:
     return [["iptables", "-t", "mangle", op, "OUTPUT", "-o", nic, *target], ["iptables", "-t", "mangle", op, "PREROUTING", "-i", nic, *target]]
 
 
+def delayer_argv(queue: int, delay: float, seconds: float) -> list[str]:
+    """This module as a lab process holding the queue's packets for `delay` s, for at most `seconds`."""
+    root = Path(__file__).resolve().parents[2]
+    return ["env", f"PYTHONPATH={root}", sys.executable, "-m", "webcluster.lab.latency", "--queue", str(queue), "--delay-ms", str(round(delay * 1000)), "--seconds", str(seconds)]
+
+
 @contextmanager
 def added_latency(node: str, nic: str, delay: float, seconds: float, queue: int = QUEUE) -> Iterator[None]:
     """`delay` added to every packet through the node's NIC, both ways, for at most `seconds` (+ the delay):
@@ -131,9 +137,7 @@ def added_latency(node: str, nic: str, delay: float, seconds: float, queue: int 
     state = LabState.load()
     if state is None:
         raise RuntimeError("no lab is running")
-    root = Path(__file__).resolve().parents[2]
-    argv = ["env", f"PYTHONPATH={root}", sys.executable, "-m", "webcluster.lab.latency", "--queue", str(queue), "--delay-ms", str(int(delay * 1000)), "--seconds", str(seconds)]
-    processes.start(state, node, ROLE, argv)
+    processes.start(state, node, ROLE, delayer_argv(queue, delay, seconds))
     box = sandbox(node)
     try:
         time.sleep(0.5)  # bound before the first packet is queued (until then --queue-bypass lets it through)
@@ -145,6 +149,59 @@ def added_latency(node: str, nic: str, delay: float, seconds: float, queue: int 
             box.run(rule, check=False)
         time.sleep(delay + 0.2)  # the packets still held get their verdict
         processes.stop(state, node, ROLE)
+
+
+# --------------------------------------------------------------------------- a whole network (`lab degrade`)
+
+DEGRADE_QUEUE = QUEUE + 1  # + the network's index: a node on several degraded networks has a delayer per network
+DEGRADE_MAX_S = 3600  # a delayer stops after this; the queue then fails open (no delay, the loss stays)
+
+
+def degrade_chain(net: str) -> str:
+    return f"hwl-degrade-{net}"
+
+
+def degrade_rules(net: str, delay_ms: float, loss_pct: float, queue: int) -> list[list[str]]:
+    """The chain's rules: drop loss_pct % at random, hand the rest to the delayer."""
+    chain = ["iptables", "-t", "mangle", "-A", degrade_chain(net)]
+    rules = []
+    if loss_pct:
+        rules.append([*chain, "-m", "statistic", "--mode", "random", "--probability", f"{loss_pct / 100:.4f}", "-j", "DROP"])
+    if delay_ms:
+        rules.append([*chain, "-j", "NFQUEUE", "--queue-num", str(queue), "--queue-bypass"])
+    return rules
+
+
+def set_degraded(node: str, nic: str, net: str, delay_ms: float, loss_pct: float) -> None:
+    """What netem on the NIC's cable would do, for the packets the node receives on it: the node's
+    own chain (hooked into PREROUTING -i NIC) and delayer; both 0 removes them."""
+    from .. import netns
+    from . import processes
+    from .state import NETWORKS, LabState
+
+    state = LabState.load()
+    if state is None:
+        raise RuntimeError("no lab is running")
+    chain, role = degrade_chain(net), f"{ROLE}:{net}"
+    queue = DEGRADE_QUEUE + NETWORKS.index(net)
+
+    def run(argv: list[str], check: bool = True) -> None:
+        netns.run(processes.inside(node, argv), check=check)
+
+    run(["iptables", "-t", "mangle", "-D", "PREROUTING", "-i", nic, "-j", chain], check=False)
+    run(["iptables", "-t", "mangle", "-F", chain], check=False)
+    run(["iptables", "-t", "mangle", "-X", chain], check=False)
+    processes.stop(state, node, role)
+    if not (delay_ms or loss_pct):
+        return
+    if delay_ms:
+        processes.start(state, node, role, delayer_argv(queue, delay_ms / 1000, DEGRADE_MAX_S))
+    run(["iptables", "-t", "mangle", "-N", chain])
+    for rule in degrade_rules(net, delay_ms, loss_pct, queue):
+        run(rule)
+    if delay_ms:
+        time.sleep(0.5)  # the delayer binds its queue before packets are queued (until then they bypass it)
+    run(["iptables", "-t", "mangle", "-I", "PREROUTING", "-i", nic, "-j", chain])
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

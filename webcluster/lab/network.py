@@ -56,12 +56,15 @@ def client_address(topo: Topology) -> ipaddress.IPv4Address:
     raise RuntimeError(f"no free address for the client in {net}")
 
 
+CLIENT_NIC = "eth0"  # the client's one NIC, on the external network
+
+
 def create_client(state: LabState, topo: Topology) -> None:
     ns = netns_name(CLIENT)
     netns.add_netns(ns)
     addr = client_address(topo)
-    netns.veth_into(ns, "eth0", "hwl-client", bridge=BRIDGES["external"])
-    netns.add_address(ns, "eth0", f"{addr}/{topo.cluster.networks.external.cidr.prefixlen}")
+    netns.veth_into(ns, CLIENT_NIC, "hwl-client", bridge=BRIDGES["external"])
+    netns.add_address(ns, CLIENT_NIC, f"{addr}/{topo.cluster.networks.external.cidr.prefixlen}")
     state.client_address = str(addr)
     state.links[CLIENT] = ["hwl-client"]
 

@@ -8,8 +8,9 @@ import time
 from pathlib import Path
 from typing import Sequence
 
+from .. import netns
 from ..sandbox import pid_alive, spawn
-from .state import LAB_ROOT, LabState, Process, sandbox
+from .state import CLIENT, LAB_ROOT, LabState, Process, netns_name, sandbox
 
 HOST = "host"  # the node name of the lab's own services, which run in the root namespaces (the fence switch)
 HAPROXY = ["haproxy", "-db", "-f", "/etc/haproxy/haproxy.cfg"]  # in the foreground, as both HA stacks run it
@@ -19,6 +20,16 @@ def log_path(node: str, role: str) -> Path:
     return LAB_ROOT / "logs" / f"{node}.{role.replace(':', '-')}.log"
 
 
+def inside(node: str, argv: Sequence[str]) -> list[str]:
+    """argv run in the node's namespaces: the root ones for HOST, the client's network namespace
+    (it has no private mounts), a node's sandbox."""
+    if node == HOST:
+        return list(argv)
+    if node == CLIENT:
+        return netns.exec_argv(netns_name(CLIENT), argv)
+    return sandbox(node).argv(argv)
+
+
 def start(state: LabState, node: str, role: str, argv: Sequence[str]) -> Process:
     """Start argv inside the node, or in the root namespaces for HOST (its own session, so the whole
     process group can be signalled); a daemon already running (not a zombie) is left alone."""
@@ -26,7 +37,7 @@ def start(state: LabState, node: str, role: str, argv: Sequence[str]) -> Process
     if old and alive(state, node, role):
         return old
     log = log_path(node, role)
-    popen = spawn(argv, log) if node == HOST else sandbox(node).spawn(argv, log)
+    popen = spawn(inside(node, argv), log)
     proc = Process(node=node, role=role, pid=popen.pid, argv=list(argv), log=str(log))
     state.replace(proc)
     state.save()
