@@ -188,3 +188,24 @@ def test_sigterm_still_runs_the_cleanup(tmp_path) -> None:
     finally:
         proc.kill()
     assert marker.exists()
+
+
+def test_a_failed_restore_falls_back_to_provisioning(monkeypatch) -> None:
+    """A guest that never answers SSH after its restore stops the restored guests and returns
+    False (the caller provisions from scratch); the report names the failed restore."""
+    from webcluster.e2e import run
+    from webcluster.waiting import Timeout
+
+    stopped: list[bool] = []
+    monkeypatch.setattr(run.guests, "stop_all", lambda: stopped.append(True) or [])
+
+    def no_ssh(plan, image, report) -> None:
+        raise Timeout("timed out after 600 s waiting for: SSH to nas")
+
+    monkeypatch.setattr(run, "restore", no_ssh)
+    report = run.Report()
+    assert run.restored(None, None, report) is False
+    assert stopped == [True] and [name for name, _ in report.phases] == ["restore from snapshots (failed)"]
+
+    monkeypatch.setattr(run, "restore", lambda plan, image, report: None)
+    assert run.restored(None, None, run.Report()) is True and stopped == [True]

@@ -24,7 +24,7 @@ from .checks import CheckResult, Cluster, run_checks
 from .image import GuestImage, ensure_image
 from .recording import PlanRecording, record
 from .replay import StepResult, replay, target_of
-from ..waiting import wait_until
+from ..waiting import Timeout, wait_until
 from .shell import log
 from .ssh import key_pair, ssh
 
@@ -139,6 +139,20 @@ def restore(plan: PlanRecording, image: GuestImage, report: Report) -> None:
     report.timed("restore from snapshots", start)
 
 
+def restored(plan: PlanRecording, image: GuestImage, report: Report) -> bool:
+    """Restore the snapshots; a guest that never answers SSH after its restore (seen once here,
+    cause unknown: it answered ping) costs a fresh provisioning, not the run."""
+    start = time.monotonic()
+    try:
+        restore(plan, image, report)
+        return True
+    except Timeout as exc:
+        log(f"restore failed ({exc}): provisioning from scratch instead")
+        guests.stop_all()
+        report.timed("restore from snapshots (failed)", start)
+        return False
+
+
 def e2e_run(stack: str, keep: bool) -> Report:
     report = Report()
     try:
@@ -155,9 +169,7 @@ def e2e_run(stack: str, keep: bool) -> Report:
         guests.stop_all()
         network.create(host_side(topology, plan))
         key = snapshot_key(image, plan)
-        if all(guests.snapshot_matches(g, key) for g in plan.guests):
-            restore(plan, image, report)
-        else:
+        if not (all(guests.snapshot_matches(g, key) for g in plan.guests) and restored(plan, image, report)):
             provision(plan, image, key, report)
         start = time.monotonic()
         report.checks = run_checks(Cluster(topology, plan), log)
