@@ -191,7 +191,7 @@ def _degrade_left_over(lab: LabContext) -> list[str]:
         rules = subprocess.run(processes.inside(node, ["iptables", "-t", "mangle", "-S"]), capture_output=True, text=True, timeout=30).stdout
         left += [f"{node}: {line}" for line in rules.splitlines() if "hwl-degrade" in line]
     state = LabState.load()
-    left += [f"{p.node}: {p.role}" for p in state.processes if p.role.startswith("latency:") and processes.alive(state, p.node, p.role)]
+    left += [f"{p.node}: {p.role}" for p in state.processes if p.role.startswith("latency:")]
     return left
 
 

@@ -148,7 +148,7 @@ def added_latency(node: str, nic: str, delay: float, seconds: float, queue: int 
         for rule in _rules("-D", nic, queue):
             box.run(rule, check=False)
         time.sleep(delay + 0.2)  # the packets still held get their verdict
-        processes.stop(state, node, ROLE)
+        processes.retire(state, node, ROLE)
 
 
 # --------------------------------------------------------------------------- a whole network (`lab degrade`)
@@ -191,7 +191,7 @@ def set_degraded(node: str, nic: str, net: str, delay_ms: float, loss_pct: float
     run(["iptables", "-t", "mangle", "-D", "PREROUTING", "-i", nic, "-j", chain], check=False)
     run(["iptables", "-t", "mangle", "-F", chain], check=False)
     run(["iptables", "-t", "mangle", "-X", chain], check=False)
-    processes.stop(state, node, role)
+    processes.retire(state, node, role)
     if not (delay_ms or loss_pct):
         return
     if delay_ms:

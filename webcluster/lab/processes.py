@@ -75,6 +75,14 @@ def stop(state: LabState, node: str, role: str, sig: int = signal.SIGTERM, timeo
     return _gone(proc.pid)
 
 
+def retire(state: LabState, node: str, role: str) -> None:
+    """Stop a helper that is not one of the node's daemons (a delayer) and drop it from the state,
+    so `lab status` and `heal` do not count it as a daemon that should be running."""
+    stop(state, node, role)
+    state.forget(node, role)
+    state.save()
+
+
 def _gone(pid: int) -> bool:
     """Dead, or a zombie: a daemon started by an earlier lab command is no child of ours to reap."""
     _reap(pid)

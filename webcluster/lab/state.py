@@ -84,8 +84,11 @@ class LabState:
         return None
 
     def replace(self, proc: Process) -> None:
-        self.processes = [p for p in self.processes if not (p.node == proc.node and p.role == proc.role)]
+        self.forget(proc.node, proc.role)
         self.processes.append(proc)
+
+    def forget(self, node: str, role: str) -> None:
+        self.processes = [p for p in self.processes if not (p.node == node and p.role == role)]
 
 
 def lab_secrets() -> dict[str, str]:
