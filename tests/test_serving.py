@@ -182,4 +182,13 @@ def test_the_pacemaker_attribute_is_dampened_unless_a_vip_nic_lost_its_link(hapr
         back.listen(64)
         wait_until("every backend has a server UP", lambda: linked.attribute_update(7) == ("1", 7), 10, 0.1)
         unlinked = _load(program, ["lo", "hawc-no-such-nic"])
-        assert unlinked.attribute_update(7) == ("0", 0), "a VIP NIC without link: 0 at once, whatever HAProxy sees"
+        assert unlinked.attribute_update(7) == ("0", 0), "a VIP NIC missing: 0 at once, whatever HAProxy sees"
+        subprocess.run(["ip", "link", "add", "hwt-vip0", "type", "veth", "peer", "name", "hwt-vip1"], check=True, timeout=10)
+        try:
+            cabled = _load(program, ["lo", "hwt-vip0"])
+            subprocess.run(["ip", "link", "set", "hwt-vip0", "up"], check=True, timeout=10)
+            assert cabled.attribute_update(7) == ("0", 0), "up but no carrier (the other end is down): 0 at once"
+            subprocess.run(["ip", "link", "set", "hwt-vip1", "up"], check=True, timeout=10)
+            wait_until("carrier on hwt-vip0", lambda: cabled.attribute_update(7) == ("1", 7), 5, 0.1)
+        finally:
+            subprocess.run(["ip", "link", "del", "hwt-vip0"], check=False, timeout=10)
