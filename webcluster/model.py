@@ -308,6 +308,16 @@ class HaproxyTuning(Strict):
     rise: int = Field(2, ge=1, le=100, description="Good checks before a server is UP again.")
     health_port: int = Field(7001, ge=1, le=65535, description="Loopback-only port HAProxy listens on so keepalived can tell that it is alive.")
 
+    @property
+    def fastinter_ms(self) -> int:
+        """`fastinter`: the check interval while a server is changing state (half of `inter`)."""
+        return (self.check_interval_ms // 2) or 1
+
+    @property
+    def downinter_ms(self) -> int:
+        """`downinter`: the check interval of a server that is DOWN (twice `inter`)."""
+        return self.check_interval_ms * 2
+
 
 class Service(Strict):
     name: str = Field(description="Frontend name; the backend is named after it (`haproxy-http` -> `http-servers`).")

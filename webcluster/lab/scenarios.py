@@ -86,9 +86,9 @@ def _wait_holder(lab: LabContext, director: str) -> float:
 
 def _rise_bound_s(lab: LabContext) -> float:
     """How long HAProxy needs to see a backend UP again after it lost it: one check at
-    `downinter` (2 x inter), `rise - 1` more at `fastinter` (inter / 2), plus 2 s of slack."""
+    `downinter`, `rise - 1` more at `fastinter` (the intervals haproxy.cfg sets), plus 2 s of slack."""
     t = lab.topo.cluster.haproxy.tuning
-    return (2 * t.check_interval_ms + (t.rise - 1) * max(t.check_interval_ms // 2, 1)) / 1000 + 2
+    return (t.downinter_ms + (t.rise - 1) * t.fastinter_ms) / 1000 + 2
 
 
 def _check_active(lab: LabContext, director: str, notes: list[str], took: float, rejoined: bool = False) -> None:
