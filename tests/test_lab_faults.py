@@ -54,6 +54,12 @@ def status() -> dict:
     return json.loads(out.stdout)
 
 
+def log_tail(node: str, role: str, lines: int = 15) -> str:
+    """The end of a lab daemon's log, for a failure message."""
+    log = processes.log_path(node, role)
+    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:]) if log.exists() else f"(no {log})"
+
+
 def http_services(lab: LabContext):
     return [s for s in lab.topo.cluster.haproxy.services if s.mode.value == "http"]
 
@@ -119,6 +125,21 @@ def test_kill_haproxy_and_start_it_again(healed: LabContext) -> None:
     faults.start_daemon(lab, "haproxy", master)
     wait_holder(lab, master)
     assert processes.alive(lab.state, master, "haproxy") and faults_in_force() == {}
+
+
+def test_a_killed_keepalived_starts_again_though_its_pid_file_names_a_live_process(healed: LabContext) -> None:
+    """A SIGKILLed keepalived leaves its pid file; once its PID is reused (pid_max 32768 here), keepalived
+    would refuse to start ("daemon is already running"). `lab start` removes it, as systemd does."""
+    lab = healed
+    master, standby = lab.directors[0].name, lab.directors[1].name
+    faults.kill(lab, "keepalived", master)  # (its VIPs stay on its NICs, as after a real SIGKILL)
+    wait_until(f"{standby} holds {lab.vip}", lambda: standby in lab.holders(lab.vip), 15, 0.05)
+    stale = processes.pid_file(master, processes.PID_FILES["keepalived"][0])
+    assert stale.exists()  # left by the killed daemon
+    stale.write_text(f"{os.getpid()}\n")  # a live process, as a reused PID would be
+    faults.start_daemon(lab, "keepalived", master)
+    wait_holder(lab, master)
+    assert processes.alive(lab.state, master, "keepalived") and faults_in_force() == {}
 
 
 def test_cut_one_link_and_plug_it(healed: LabContext) -> None:
@@ -230,7 +251,9 @@ def test_heal_undoes_every_fault_at_once(healed: LabContext) -> None:
     assert out.returncode == 0 and out.stdout.startswith("healed: power on "), out.stdout + out.stderr
     lab.state = LabContext.current().state
     s = status()
-    assert s["faults"] == {} and set(n["state"] for n in s["nodes"].values()) == {"up"} and all(s["daemons"].values())
+    dead = [d for d, up in s["daemons"].items() if not up]
+    assert not dead, "\n".join(f"{d} is not running; its log ends:\n{log_tail(*d.split('/', 1))}" for d in dead)
+    assert s["faults"] == {} and set(n["state"] for n in s["nodes"].values()) == {"up"}
     wait_holder(lab, master)
     wait_until("every server UP", lambda: set(lab.stats()[0].values()) == {"UP"}, 30, 0.5)
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import os
 import select
 import socket
 import struct
@@ -39,6 +40,7 @@ NLM_F_REQUEST, NLM_F_ACK = 1, 4
 NLMSG_ERROR = 2
 QUEUE = 7405  # the lab's queue number (corosync's knet port is 5405)
 ROLE = "latency"  # the delayer's role in the lab state
+REALTIME_PRIORITY = 50  # SCHED_FIFO: above ordinary processes, below corosync (99), as the kernel's netem would be
 
 
 # --------------------------------------------------------------------------- nfnetlink_queue
@@ -92,16 +94,19 @@ def bind(queue: int) -> socket.socket:
     return sock
 
 
-def delay_queue(queue: int, delay: float, seconds: float) -> int:
-    """Hold every packet of the queue for `delay`, then accept it; stop after `seconds` (bounded). Returns how many."""
+def delay_queue(queue: int, delay: float, seconds: float) -> tuple[int, float]:
+    """Hold every packet of the queue for `delay`, then accept it; stop after `seconds` (bounded).
+    Returns how many, and the largest lateness of a verdict (s): what the delayer added beyond `delay`."""
     sock = bind(queue)
     held: collections.deque[tuple[float, int]] = collections.deque()
-    done = 0
+    done, late = 0, 0.0
     stop = time.monotonic() + seconds
     while time.monotonic() < stop or held:
         now = time.monotonic()
         while held and held[0][0] <= now:
-            sock.send(message(NFQNL_MSG_VERDICT, queue, [(NFQA_VERDICT_HDR, struct.pack("!II", NF_ACCEPT, held.popleft()[1]))]))
+            due, packet = held.popleft()
+            sock.send(message(NFQNL_MSG_VERDICT, queue, [(NFQA_VERDICT_HDR, struct.pack("!II", NF_ACCEPT, packet))]))
+            late = max(late, time.monotonic() - due)
             done += 1
         if now >= stop and not held:
             break
@@ -110,7 +115,17 @@ def delay_queue(queue: int, delay: float, seconds: float) -> int:
             arrived = time.monotonic()
             held.extend((arrived + delay, pid) for pid in packet_ids(sock.recv(1 << 16)))
     sock.close()
-    return done
+    return done, late
+
+
+def run_realtime() -> bool:
+    """SCHED_FIFO for this process, as netem's timer runs in the kernel: a busy CPU must not stretch the
+    delay (a lab full of emulated daemons on two cores otherwise added tens of ms to it). False where not allowed."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(REALTIME_PRIORITY))
+        return True
+    except (AttributeError, PermissionError, OSError):
+        return False
 
 
 # --------------------------------------------------------------------------- on a lab node
@@ -210,8 +225,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--delay-ms", type=int, required=True)
     parser.add_argument("--seconds", type=float, required=True, help="stop after this long")
     args = parser.parse_args(argv)
-    done = delay_queue(args.queue, args.delay_ms / 1000, args.seconds)
-    print(f"delayed {done} packets by {args.delay_ms} ms", flush=True)
+    realtime = run_realtime()
+    done, late = delay_queue(args.queue, args.delay_ms / 1000, args.seconds)
+    print(f"delayed {done} packets by {args.delay_ms} ms (at most {late * 1000:.1f} ms late; {'real-time' if realtime else 'normal'} priority)", flush=True)
     return 0
 
 

@@ -16,6 +16,16 @@ HOST = "host"  # the node name of the lab's own services, which run in the root 
 HAPROXY = ["haproxy", "-db", "-f", "/etc/haproxy/haproxy.cfg"]  # in the foreground, as both HA stacks run it
 
 
+# Pid files a daemon checks before it starts. keepalived refuses to start ("daemon is already running",
+# exit 0) while the PID in its file is alive, and with this machine's pid_max (32768) a busy lab hands a
+# SIGKILLed keepalived's PID to another process within minutes. systemd removes a unit's pid file when
+# its process is gone; the lab does the same before it starts the daemon again.
+PID_FILES = {
+    "keepalived": ("/run/keepalived.pid", "/run/keepalived/vrrp.pid", "/run/keepalived/checkers.pid",
+                   "/run/keepalived/bfd.pid", "/run/vrrp.pid", "/run/checkers.pid"),
+}
+
+
 def log_path(node: str, role: str) -> Path:
     return LAB_ROOT / "logs" / f"{node}.{role.replace(':', '-')}.log"
 
@@ -36,12 +46,25 @@ def start(state: LabState, node: str, role: str, argv: Sequence[str]) -> Process
     old = state.find(node, role)
     if old and alive(state, node, role):
         return old
+    remove_stale_pid_files(node, role)
     log = log_path(node, role)
     popen = spawn(inside(node, argv), log)
     proc = Process(node=node, role=role, pid=popen.pid, argv=list(argv), log=str(log))
     state.replace(proc)
     state.save()
     return proc
+
+
+def pid_file(node: str, path: str) -> Path:
+    """Where a pid file in a node's /run lives on the host."""
+    return sandbox(node).private("/run") / Path(path).relative_to("/run")
+
+
+def remove_stale_pid_files(node: str, role: str) -> None:
+    """The pid files of a daemon that is not running (start() checked), as systemd removes them."""
+    if node not in (HOST, CLIENT):
+        for path in PID_FILES.get(role, ()):
+            pid_file(node, path).unlink(missing_ok=True)
 
 
 def signal_group(pid: int, sig: int) -> None:
