@@ -211,10 +211,19 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
-def cluster_intact(lab: LabContext, ring: str) -> None:
+def membership_log(node: str, lines: int = 12) -> str:
+    """corosync's own account of a membership change on a director (token lost, link down, new ring)."""
+    log = sandbox(node).private("/var/log/corosync") / "corosync.log"
+    if not log.exists():
+        return f"(no {log})"
+    said = [l for l in log.read_text(errors="replace").splitlines() if re.search(r"token|link: host|membership|Retransmit|consensus", l, re.I)]
+    return "\n".join(said[-lines:])
+
+
+def cluster_intact(lab: LabContext, ring: str, context: str = "") -> None:
     names = sorted(d.name for d in lab.directors)
     for d in names:
-        assert ring_id(d) == ring, f"{d} saw a membership change"
+        assert ring_id(d) == ring, f"{d} saw a membership change; corosync said:\n{membership_log(d)}\n{context}"
         assert all(processes.alive(lab.state, d, role) for role in CLUSTER_ROLES)
     assert f"Online: [ {' '.join(names)} ]" in dsh(names[0], "crm_mon", "-1")
 
@@ -250,7 +259,8 @@ def test_100_ms_added_on_the_masters_heartbeat_link_is_not_a_failure(lab: LabCon
             assert len(rtts) == 3 and min(rtts) >= 195, out  # the latency is there
             assert steady(lab, master.name, LOAD_SECONDS) > LOAD_SECONDS
     assert not processes.alive(LabState.load(), master.name, latency.ROLE)  # the delayer was stopped
-    cluster_intact(lab, ring)
+    delayer = processes.log_path(master.name, latency.ROLE).read_text().strip()  # how late it was, at worst
+    cluster_intact(lab, ring, f"the delayer: {delayer}")
 
 
 def test_seed_4_1_1_failover_chain_with_real_fencing(lab: LabContext) -> None:

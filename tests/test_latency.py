@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -59,18 +60,22 @@ def test_every_packet_through_the_nic_is_delayed_both_ways_and_only_while_the_ru
     what a test of a timer (corosync's token) must not mistake for the latency it asked for."""
     assert max(rtts(2)) < 50
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    delayer = subprocess.Popen(netns.exec_argv(A, [sys.executable, "-m", "webcluster.lab.latency", "--delay-ms", "100", "--seconds", "6"]), stdout=subprocess.PIPE, text=True, env=env)
+    delayer = subprocess.Popen(netns.exec_argv(A, [sys.executable, "-m", "webcluster.lab.latency", "--delay-ms", "100", "--seconds", "60"]), stdout=subprocess.PIPE, text=True, env=env)
     try:
         subprocess.run(["sleep", "0.5"])
         for rule in latency._rules("-I", "eth0", latency.QUEUE):
             netns.run(netns.exec_argv(A, rule))
         delayed = rtts()
         assert len(delayed) == 4 and all(195 <= t < 400 for t in delayed), delayed  # 100 ms in, 100 ms out
+        os.kill(delayer.pid, signal.SIGUSR1)  # stop_holding: the rules stay, the packets go through at once
+        subprocess.run(["sleep", "0.3"])
+        assert max(rtts(2)) < 50
         for rule in latency._rules("-D", "eth0", latency.QUEUE):
             netns.run(netns.exec_argv(A, rule))
         assert max(rtts(2)) < 50
+        delayer.terminate()  # as `lab` stops it: it reports before it exits
         out, _ = delayer.communicate(timeout=20)
     finally:
         delayer.kill()
     report = re.search(r"delayed (\d+) packets by 100 ms \(at most ([\d.]+) ms late; real-time priority\)", out)
-    assert report and int(report[1]) == 8 and float(report[2]) < 50, out  # 4 pings and their 4 replies
+    assert report and int(report[1]) == 12 and float(report[2]) < 50, out  # 4 + 2 pings and their replies

@@ -19,13 +19,17 @@ import argparse
 import collections
 import os
 import select
+import signal
 import socket
 import struct
 import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Optional, Sequence
+from typing import TYPE_CHECKING, Iterator, Optional, Sequence
+
+if TYPE_CHECKING:
+    from .state import LabState
 
 NETLINK_NETFILTER = 12
 NFNL_SUBSYS_QUEUE = 3
@@ -100,20 +104,23 @@ def delay_queue(queue: int, delay: float, seconds: float) -> tuple[int, float]:
     sock = bind(queue)
     held: collections.deque[tuple[float, int]] = collections.deque()
     done, late = 0, 0.0
-    stop = time.monotonic() + seconds
-    while time.monotonic() < stop or held:
+    hold = [delay]  # SIGUSR1 (see stop_holding) sets it to 0
+    signal.signal(signal.SIGUSR1, lambda *_: hold.__setitem__(0, 0.0))
+    stop = [time.monotonic() + seconds]  # SIGTERM: release what is held, report, exit
+    signal.signal(signal.SIGTERM, lambda *_: stop.__setitem__(0, 0.0))
+    while time.monotonic() < stop[0] or held:
         now = time.monotonic()
         while held and held[0][0] <= now:
             due, packet = held.popleft()
             sock.send(message(NFQNL_MSG_VERDICT, queue, [(NFQA_VERDICT_HDR, struct.pack("!II", NF_ACCEPT, packet))]))
             late = max(late, time.monotonic() - due)
             done += 1
-        if now >= stop and not held:
+        if now >= stop[0] and not held:
             break
         wait = max(0.0, min(held[0][0] - now if held else 0.05, 0.05))
         if select.select([sock], [], [], wait)[0]:
             arrived = time.monotonic()
-            held.extend((arrived + delay, pid) for pid in packet_ids(sock.recv(1 << 16)))
+            held.extend((arrived + hold[0], pid) for pid in packet_ids(sock.recv(1 << 16)))
     sock.close()
     return done, late
 
@@ -160,10 +167,21 @@ def added_latency(node: str, nic: str, delay: float, seconds: float, queue: int 
             box.run(rule)
         yield
     finally:
+        stop_holding(state, node, ROLE)
+        time.sleep(delay + 0.2)  # the packets still held get their verdict, the newer ones after them
         for rule in _rules("-D", nic, queue):
             box.run(rule, check=False)
-        time.sleep(delay + 0.2)  # the packets still held get their verdict
         processes.retire(state, node, ROLE)
+
+
+def stop_holding(state: "LabState", node: str, role: str) -> None:
+    """The delayer passes new packets at once but behind those it holds: removing the rules while it
+    still held some would let newer packets overtake them (a reordering netem never does)."""
+    from . import processes
+
+    proc = state.find(node, role)
+    if proc is not None:
+        processes.signal_group(proc.pid, signal.SIGUSR1)
 
 
 # --------------------------------------------------------------------------- a whole network (`lab degrade`)
