@@ -11,6 +11,7 @@ from typing import Mapping
 import pulumi
 
 from webcluster.render import ClusterPlan, render_cluster
+from webcluster.render import gluster_tls
 from webcluster.render.placeholders import fill, keys_in
 from webcluster.topology import Topology
 from webcluster.validation import ConfigError
@@ -18,6 +19,8 @@ from webcluster.validation import ConfigError
 from . import preflight
 from .backends import DockerBackends, WebContent
 from .directors import DirectorTrio
+from . import gluster_pki
+from .gluster_pki import GlusterPki
 from .hypervisor import platform_class
 from .hypervisor.base import CloudInit
 from .outputs import stack_outputs
@@ -76,7 +79,11 @@ def main() -> Mapping[str, Tier]:
         raise pulumi.RunError(f"invalid configuration of stack {pulumi.get_stack()}:\n{exc}") from None
     preflight.check(config)
     topology = Topology(config)
-    secrets = ClusterSecrets("secrets", secrets_in(plan), config.ssh_user, config.ssh_public_key)
+    keys = secrets_in(plan)
+    secrets = ClusterSecrets("secrets", {k for k in keys if not gluster_tls.is_tls_key(k)}, config.ssh_user, config.ssh_public_key)
+    tls_nodes = gluster_tls.participants(topology)
+    if tls_nodes:
+        secrets.values.update(GlusterPki(gluster_pki.COMPONENT_NAME, tls_nodes).values)
     platform = platform_cls("platform", config, secrets.ssh)
     deployment = Deployment(topology, plan, platform, secrets, cloud_init_for(plan, secrets.ssh.public_key))
     args = tier_args(deployment)

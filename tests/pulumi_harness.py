@@ -16,7 +16,7 @@ import runpy
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Optional
+from typing import Any, Callable, Iterator, Mapping, Optional
 
 import pulumi
 import yaml
@@ -73,11 +73,21 @@ def _digest(*parts: str) -> str:
     return hashlib.sha256("/".join(parts).encode()).hexdigest()
 
 
+# (resource type, name) -> outputs that replace the mocks' stand-ins: the e2e's working keys and certificates.
+ProviderOutputs = Callable[[str, str], Mapping[str, str]]
+
+
+def pem(label: str, token: str) -> str:
+    """A PEM-shaped stand-in: what pulumi-tls returns has this frame (the mocks never make real keys)."""
+    return f"-----BEGIN {label}-----\n{base64.b64encode(bytes.fromhex(token)).decode()}\n-----END {label}-----\n"
+
+
 class ClusterMocks(pulumi.runtime.Mocks):
     """Deterministic outputs (the same inputs give the same outputs in every run); remembers every secret it makes."""
 
-    def __init__(self) -> None:
+    def __init__(self, provider_outputs: Optional[ProviderOutputs] = None) -> None:
         self.generated_secrets: set[str] = set()
+        self.provider_outputs = provider_outputs
 
     def _secret(self, value: str) -> str:
         self.generated_secrets.add(value)
@@ -97,8 +107,15 @@ class ClusterMocks(pulumi.runtime.Mocks):
             private = f"-----BEGIN OPENSSH PRIVATE KEY-----\nb3Blbn{token}\n-----END OPENSSH PRIVATE KEY-----\n"
             outputs["privateKeyOpenssh"] = self._secret(private)
             outputs["publicKeyOpenssh"] = public_key_of(private)
+            outputs["privateKeyPem"] = self._secret(pem("PRIVATE KEY", token))
+        elif args.typ in ("tls:index/selfSignedCert:SelfSignedCert", "tls:index/locallySignedCert:LocallySignedCert"):
+            outputs["certPem"] = pem("CERTIFICATE", token)
+        elif args.typ == "tls:index/certRequest:CertRequest":
+            outputs["certRequestPem"] = pem("CERTIFICATE REQUEST", token)
         elif args.typ in (STEP_TYPE, LOCAL_TYPE):
             outputs.update(stdout="", stderr="")
+        real = self.provider_outputs(args.typ, args.name) if self.provider_outputs else {}
+        outputs.update({k: self._secret(v) if k.startswith("private") else v for k, v in real.items()})
         return f"{args.name}-{token[:8]}", outputs
 
     def call(self, args: mocks.MockCallArgs) -> tuple[dict, Optional[list]]:
@@ -212,18 +229,20 @@ def engine_config(config: Mapping[str, Any], secrets: Mapping[str, str]) -> tupl
     return out, [f"{PROJECT}:{k}" for k in secrets]
 
 
-def run_program(config: Mapping[str, Any], secrets: Mapping[str, str] | None = None, stack: str = "dev") -> Recording:
+def run_program(config: Mapping[str, Any], secrets: Mapping[str, str] | None = None, stack: str = "dev", provider_outputs: Optional[ProviderOutputs] = None) -> Recording:
     """Run __main__.py once under fresh mocks; raises whatever the program raises."""
-    recording, error = attempt_program(config, secrets, stack)
+    recording, error = attempt_program(config, secrets, stack, provider_outputs)
     if error is not None:
         raise error
     return recording
 
 
-def attempt_program(config: Mapping[str, Any], secrets: Mapping[str, str] | None = None, stack: str = "dev") -> tuple[Recording, Optional[BaseException]]:
+def attempt_program(
+    config: Mapping[str, Any], secrets: Mapping[str, str] | None = None, stack: str = "dev", provider_outputs: Optional[ProviderOutputs] = None
+) -> tuple[Recording, Optional[BaseException]]:
     """Run __main__.py once under fresh mocks; returns what was recorded and the error, if any."""
     secrets = dict(secrets or {})
-    mock = ClusterMocks()
+    mock = ClusterMocks(provider_outputs)
     monitor = RecordingMonitor(mock)
     settings.ROOT.set(None)  # a fresh root Stack for this run
     pulumi.runtime.set_mocks(mock, project=PROJECT, stack=stack, preview=False, monitor=monitor)
@@ -255,9 +274,9 @@ def stack_with(stack: str, **overrides: Any) -> dict[str, Any]:
     return config
 
 
-def run_stack(stack: str, secrets: Mapping[str, str] | None = None, **overrides: Any) -> Recording:
+def run_stack(stack: str, secrets: Mapping[str, str] | None = None, provider_outputs: Optional[ProviderOutputs] = None, **overrides: Any) -> Recording:
     """Run a stack file, with keys (without the project prefix) overridden."""
-    return run_program(stack_with(stack, **overrides), secrets, stack)
+    return run_program(stack_with(stack, **overrides), secrets, stack, provider_outputs)
 
 
 def scaled_cluster(backends: int, containers_per_host: int = 4) -> dict[str, Any]:

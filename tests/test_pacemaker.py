@@ -26,6 +26,7 @@ from webcluster import netns
 from webcluster.cib import crm_load, empty_quorate_cib
 from webcluster.lab.pacemaker import pki_script, qnetd_argv  # the lab runs the same
 from webcluster.model import SECRET_KEYS, StackConfig
+from webcluster.render.gluster_tls import is_tls_key
 from webcluster.render import ClusterPlan, placeholders, render_cluster
 from webcluster.render import pacemaker as pm
 from webcluster.render import serving
@@ -316,7 +317,7 @@ def test_secret_files_are_root_only_placeholders(plan: ClusterPlan) -> None:
         assert (f.content, f.mode) == (placeholders.secret(key), 0o600)
     assert plan.nodes["nas"].files[pm.QDEVICE_SEED].content == placeholders.secret("qdeviceSeed")
     used = {k for node in plan.nodes.values() for f in node.files.values() if isinstance(f.content, str) for k in placeholders.keys_in(f.content)}
-    assert {"corosyncKey", "haclusterPassword", "fencePassword", "qdeviceSeed"} <= used <= set(SECRET_KEYS) | {"sshPublicKey"}
+    assert {"corosyncKey", "haclusterPassword", "fencePassword", "qdeviceSeed"} <= {k for k in used if not is_tls_key(k)} <= set(SECRET_KEYS) | {"sshPublicKey"}
 
 
 def test_no_arbitrator_means_no_qdevice_steps() -> None:

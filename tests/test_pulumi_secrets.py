@@ -50,7 +50,7 @@ def test_pacemaker_secrets_are_generated_with_the_right_shape() -> None:
 def test_given_secrets_are_used_and_not_generated_nor_leaked() -> None:
     rec = run_stack("dev", secrets=GIVEN)
     assert not rec.of_type("random:index/randomPassword:RandomPassword"), "statsPassword was given"
-    assert not rec.of_type("tls:index/privateKey:PrivateKey"), "sshPrivateKey was given"
+    assert "ssh-private-key" not in {r.name for r in rec.of_type("tls:index/privateKey:PrivateKey").values()}, "sshPrivateKey was given"
     assert unwrap(rec.outputs["statsPassword"]) == GIVEN["statsPassword"]
     assert unwrap(rec.steps()["cluster1-00-base"].inputs["connection"])["privateKey"] == GIVEN["sshPrivateKey"]
     assert leaks(rec) == []
@@ -70,7 +70,7 @@ def test_only_the_secrets_the_cluster_uses_are_generated() -> None:
 def test_steps_that_carry_secrets_hide_their_output() -> None:
     rec = run_stack("dev")
     for name, step in rec.steps().items():
-        carries_secret = name.endswith("-40-haproxy")
+        carries_secret = name.endswith(("-40-haproxy", "-10-bricks")) or name.endswith("-20-mounts")  # stats password; Gluster TLS keys
         assert ("stdout" in step.secret_outputs) == carries_secret, name
         assert (step.inputs.get("logging") == "none") == carries_secret, name
         assert step.inputs["addPreviousOutputInEnv"] is False
@@ -78,7 +78,7 @@ def test_steps_that_carry_secrets_hide_their_output() -> None:
 
 def test_ssh_agent_is_used_when_only_a_public_key_is_configured() -> None:
     rec = run_stack("dev", sshPublicKey="ssh-ed25519 AAAAmine me@host")
-    assert not rec.of_type("tls:index/privateKey:PrivateKey")
+    assert "ssh-private-key" not in {r.name for r in rec.of_type("tls:index/privateKey:PrivateKey").values()}
     connection = unwrap(rec.steps()["nas-00-base"].inputs["connection"])
     assert "privateKey" not in connection
     assert "ssh-ed25519 AAAAmine me@host" in rec.named("libvirt:index/cloudInitDisk:CloudInitDisk", "nas-seed").inputs["userData"]
@@ -99,3 +99,37 @@ def test_bad_config_fails_before_any_resource(overrides: dict, message: str) -> 
     rec, error = attempt_program(stack_with("dev", **overrides))
     assert error is not None and message in str(error)
     assert rec.resources == {}, "nothing may be declared from a bad config"
+
+
+def test_gluster_tls_gives_every_node_that_speaks_gluster_its_own_key_and_certificate() -> None:
+    """One CA; per server and per Docker host that mounts a volume a key, a request for its hostname
+    and a certificate the CA signs; each node's step carries its own key and certificate, the CA's
+    certificate, never another node's key; every key is a secret and shows nowhere else."""
+    from pulumi_harness import _digest
+    from pulumi_harness import pem as mocked_pem
+    from webcluster.render.gluster_tls import CA_FILE, CERT_FILE, KEY_FILE
+
+    rec = run_stack("dev")
+    nodes = ["gluster1", "gluster2", "gluster3", "cluster2", "cluster3", "cluster4"]
+    keys = rec.of_type("tls:index/privateKey:PrivateKey")
+    assert {f"gluster-pki-{n}-key" for n in nodes} | {"gluster-pki-ca-key"} <= set(keys)
+    assert all(keys[f"gluster-pki-{n}-key"].inputs == {"algorithm": "RSA", "rsaBits": 3072} for n in nodes)
+    ca = rec.named("tls:index/selfSignedCert:SelfSignedCert", "gluster-pki-ca")
+    assert ca.inputs["isCaCertificate"] is True and ca.inputs["subject"]["commonName"]
+    for n in nodes:
+        assert rec.named("tls:index/certRequest:CertRequest", f"gluster-pki-{n}-csr").inputs["subject"] == {"commonName": n}
+        cert = rec.named("tls:index/locallySignedCert:LocallySignedCert", f"gluster-pki-{n}-cert")
+        assert {"server_auth", "client_auth"} <= set(cert.inputs["allowedUses"])
+    steps = rec.steps()
+    pem = {n: mocked_pem("PRIVATE KEY", _digest("tls:index/privateKey:PrivateKey", f"gluster-pki-{n}-key")) for n in nodes}  # what the mocks made
+    assert set(pem.values()) <= rec.secret_values
+    for n in nodes:
+        step = steps[f"{n}-10-bricks" if n.startswith("gluster") else f"{n}-20-mounts"]
+        assert is_secret(step.inputs["stdin"])
+        script = unwrap(step.inputs["stdin"])
+        assert all(path in script for path in (KEY_FILE, CERT_FILE, CA_FILE)) and pem[n] in script
+        assert not any(pem[other] in script for other in nodes if other != n)
+    assert "cluster1" not in {r.name.split("-")[2] for r in keys.values() if r.name.startswith("gluster-pki-")}
+    assert leaks(rec) == []
+    off = run_stack("dev", cluster={"gluster": {"tls": False}})
+    assert not [r for r in off.of_type("tls:index/privateKey:PrivateKey").values() if r.name.startswith("gluster-pki")]

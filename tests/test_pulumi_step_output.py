@@ -23,7 +23,8 @@ import pytest
 from components.secrets import GENERATORS
 from components.steps import RUN_AS_ROOT, step_command_text
 from webcluster.render import ClusterPlan, render_cluster
-from webcluster.render.placeholders import fill
+from webcluster.render import gluster_tls
+from webcluster.render.placeholders import fill, keys_in
 from webcluster.stackfile import load_values
 
 # Stacks in which every secret key is used: VRRP v2 (vrrpAuthPass) and Pacemaker with fencing.
@@ -42,7 +43,9 @@ def generated_values(keys: set[str]) -> dict[str, str]:
     alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
     out = {}
     for key in keys:
-        if key == "corosyncKey":
+        if gluster_tls.is_tls_key(key):  # a node's private key, as pulumi-tls gives it
+            out[key] = f"-----BEGIN PRIVATE KEY-----\n{base64.b64encode(secrets.token_bytes(96)).decode()}\n-----END PRIVATE KEY-----\n"
+        elif key == "corosyncKey":
             out[key] = base64.b64encode(secrets.token_bytes(256)).decode()
         else:
             length = 8 if key == "vrrpAuthPass" else 32
@@ -55,8 +58,14 @@ def rendered(stack: str) -> tuple[ClusterPlan, dict[str, str]]:
     from components.secrets import secrets_in
 
     keys = secrets_in(plan)
-    assert keys <= set(GENERATORS) | {"statsPassword", "haclusterPassword", "fencePassword", "qdeviceSeed"}
+    assert {k for k in keys if not gluster_tls.is_tls_key(k)} <= set(GENERATORS) | {"statsPassword", "haclusterPassword", "fencePassword", "qdeviceSeed"}
     return plan, generated_values(keys)
+
+
+def public_values(plan: ClusterPlan) -> dict[str, str]:
+    """The value placeholders (certificates, the SSH public key): needed to fill, not secret."""
+    keys = {k for n in plan.nodes.values() for f in n.files.values() if isinstance(f.content, str) for k in keys_in(f.content)}
+    return {k: f"-----BEGIN CERTIFICATE-----\n{k}\n-----END CERTIFICATE-----\n" for k in keys if k.startswith("glusterC")}
 
 
 def leaked(text: str, values: Mapping[str, str]) -> list[str]:
@@ -84,7 +93,8 @@ def outside_heredocs(script: str) -> tuple[str, list[str]]:
 
 def secret_paths(plan: ClusterPlan, node: str, values: Mapping[str, str]) -> set[str]:
     """Files of the node whose content holds a secret once filled."""
-    return {path for path, f in plan.nodes[node].files.items() if isinstance(f.content, str) and leaked(fill(f.content, values), values)}
+    filling = values | public_values(plan)
+    return {path for path, f in plan.nodes[node].files.items() if isinstance(f.content, str) and leaked(fill(f.content, filling), values)}
 
 
 def printing_lines(script: str, paths: set[str]) -> Iterator[tuple[int, str]]:
@@ -169,7 +179,7 @@ def test_no_step_prints_or_traces_a_secret(stack: str) -> None:
     found_secret_file = False
     for step in plan.all_steps():
         files = plan.nodes[step.node].files
-        command = step_command_text(step, files, values)
+        command = step_command_text(step, files, values | public_values(plan))
         assert command.command == RUN_AS_ROOT and not leaked(command.command, values)
         code, openers = outside_heredocs(command.script)
         assert not leaked(code, values), f"{step.ref}: a secret outside a here-document body"

@@ -10,7 +10,7 @@ import pytest
 
 from conftest import DEV_STACK, TOPOLOGIES, run_cli
 from webcluster.model import SECRET_KEYS, StackConfig
-from webcluster.render import ClusterPlan, render_cluster
+from webcluster.render import ClusterPlan, gluster_tls, render_cluster
 from webcluster.render.plan import write_plan
 from webcluster.stackfile import load_stack_file
 from webcluster.topology import Topology, mac_for
@@ -250,8 +250,31 @@ def test_secrets_appear_only_as_placeholders(dev_plan: ClusterPlan) -> None:
             assert "admin:password" not in content, where
             for value in re.findall(r"(?:stats auth \w+:|auth_pass )(\S+)", content):
                 assert value.startswith("@@hawc:secret:"), where
-    assert {key for kind, key in markers if kind == "secret"} == {"statsPassword", "vrrpAuthPass"} <= set(SECRET_KEYS)
-    assert {key for kind, key in markers if kind == "value"} == {"sshPublicKey"}
+    tls_nodes = gluster_tls.participants(Topology(load_stack_file(DEV_STACK).config))
+    assert tls_nodes == ["gluster1", "gluster2", "gluster3", "cluster2", "cluster3", "cluster4"]
+    tls_keys = {gluster_tls.key_key(n) for n in tls_nodes}
+    assert {key for kind, key in markers if kind == "secret"} - tls_keys == {"statsPassword", "vrrpAuthPass"} <= set(SECRET_KEYS)
+    assert {key for kind, key in markers if kind == "secret"} & tls_keys == tls_keys  # keys the Gluster PKI fills
+    assert {key for kind, key in markers if kind == "value"} == {"sshPublicKey", gluster_tls.CA_KEY} | {gluster_tls.cert_key(n) for n in tls_nodes}
+
+
+def test_gluster_tls_files_and_volume_options(dev_plan: ClusterPlan) -> None:
+    """Each node that speaks Gluster gets its own key (0600) and certificate, the CA and secure-access,
+    in the step that runs before its first Gluster connection; the volumes get TLS on both paths and
+    the certificate names of the pool and their own clients. `tls: false` leaves none of it."""
+    for node, step in [("gluster1", "10-bricks"), ("cluster2", "20-mounts")]:
+        files = dev_plan.nodes[node].files
+        assert files[gluster_tls.KEY_FILE].mode == 0o600 and files[gluster_tls.KEY_FILE].content == f"@@hawc:secret:{gluster_tls.key_key(node)}@@"
+        assert files[gluster_tls.CERT_FILE].content == f"@@hawc:value:{gluster_tls.cert_key(node)}@@"
+        assert gluster_tls.SECURE_ACCESS in next(s for s in dev_plan.nodes[node].steps if s.name == step).files
+    assert not any(f.startswith(gluster_tls.SSL_DIR) for n in ("cluster1", "nas") for f in dev_plan.nodes[n].files)
+    options = lines(text(dev_plan, "gluster1", "/etc/ha-web-cluster/gluster/volume-options.conf"))
+    assert "gv0 auth.ssl-allow gluster1,gluster2,gluster3,cluster2,cluster3,cluster4" in options
+    assert "gv1 auth.ssl-allow gluster1,gluster2,gluster3" in options  # no container uses gv1
+    assert {"gv0 server.ssl on", "gv0 client.ssl on", "gv1 server.ssl on", "gv1 client.ssl on"} <= set(options)
+    off = render_cluster(StackConfig.model_validate({"cluster": {"gluster": {"tls": False}}}))
+    assert not any(f.startswith((gluster_tls.SSL_DIR, "/var/lib/glusterd")) for n in off.nodes.values() for f in n.files)
+    assert not any("ssl" in line for line in lines(text(off, "gluster1", "/etc/ha-web-cluster/gluster/volume-options.conf")))
 
 
 # --------------------------------------------------------------------------- steps

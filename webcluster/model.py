@@ -438,6 +438,10 @@ class Gluster(Strict):
         ],
         description="Volumes: gv0 replica 3 (the Gluster docroot), gv1 distribute.",
     )
+    tls: bool = Field(
+        True,
+        description="TLS for Gluster's management (glusterd, `/var/lib/glusterd/secure-access`) and I/O (`server.ssl`, `client.ssl`) on every server and every Docker host that mounts a volume, each with its own key and a certificate for its name from a CA the program creates (pulumi-tls; the lab: openssl); `auth.ssl-allow` = those names. Without it anyone on the internal network who reaches the ports reads and writes the bricks' traffic in clear. Measured cost in docs/security.md.",
+    )
     glusterd_start_timeout_s: int = Field(
         900, ge=60, le=3600,
         description="How long systemd lets glusterd start (Debian: 300 s). Every start runs the geo-replication helper (Python) about a dozen times, which took longer than 300 s on small emulated VMs.",

@@ -40,7 +40,7 @@ PRIVATE_DIRS = (
 # haproxy's chroot and the daemons' runtime directories (a package's tmpfiles.d would make them at boot).
 RUNTIME_DIRS = ("/run/haproxy", "/run/keepalived", "/run/dnsmasq", "/run/gluster", "/run/corosync-qdevice", "/run/corosync-qnetd", "/run/resource-agents")
 # Directories a node sees as the host's with its own files on top (overlayfs).
-OVERLAY_DIRS = ("/etc", "/usr/sbin")
+OVERLAY_DIRS = ("/etc", "/usr/sbin", "/usr/lib/ssl")  # /usr/lib/ssl: Debian's Gluster reads its TLS files there
 
 
 @dataclass
@@ -135,10 +135,15 @@ class Sandbox:
             target.chmod(f.mode)
 
     def path(self, node_path: str) -> Path:
-        """Where a node's absolute path lives on the host (for files we lay out ourselves)."""
+        """Where a node's absolute path lives on the host (for files we lay out ourselves): in an
+        overlay's upper dir, in one of the node's private dirs (glusterd's secure-access lives in
+        /var/lib/glusterd), else under state/root."""
         for d in OVERLAY_DIRS:
             if node_path.startswith(d + "/"):
                 return self.upper(d) / node_path[len(d) + 1:]
+        for d in PRIVATE_DIRS:
+            if node_path.startswith(d + "/"):
+                return self.private(d) / node_path[len(d) + 1:]
         return self.state / "root" / node_path.lstrip("/")
 
     def argv(self, argv: Sequence[str]) -> list[str]:

@@ -240,3 +240,57 @@ def test_arp_answers_names_every_holder_of_an_address() -> None:
     finally:
         for ns in (hub, *holders):
             netns.del_netns(ns)
+
+
+def test_curl_codes_probes_every_target_at_once_and_reads_each_exit_code(monkeypatch) -> None:
+    """The probe script the container-port check runs on a guest, run here by bash against loopback:
+    a listening port answers (0), a closed one refuses (7), and each result lands on its target."""
+    import http.server
+    import socket
+    import subprocess
+    import threading
+
+    from webcluster.e2e import checks
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]  # bound, never listening: refused
+        monkeypatch.setattr(checks, "on", lambda c, node, script, timeout=120: subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=timeout).stdout)
+        try:
+            codes = checks.curl_codes(None, "here", [("127.0.0.1", server.server_port), ("127.0.0.1", closed)])  # type: ignore[arg-type]
+        finally:
+            server.shutdown()
+    assert codes == {("127.0.0.1", server.server_port): 0, ("127.0.0.1", closed): 7}
+
+
+def test_the_recorded_plan_carries_working_gluster_keys(tmp_path, monkeypatch) -> None:
+    """The e2e's recording replaces the mocks' stand-in PEMs with real ones: gluster1's step installs a
+    key and a certificate for gluster1 that the CA in the same step verifies, and that key matches
+    the certificate; a second recording carries the very same material (same snapshot key)."""
+    import re
+    import subprocess
+
+    from webcluster.e2e import pki as e2e_pki
+    from webcluster.e2e.recording import record
+    from webcluster.render.gluster_tls import CA_FILE, CERT_FILE, KEY_FILE
+
+    monkeypatch.setattr(e2e_pki, "STORE", tmp_path / "pki.json")
+    key = tmp_path / "k"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True, timeout=30)
+    plans = [record("e2e", key.read_text(), key.with_suffix(".pub").read_text()) for _ in range(2)]
+    script = plans[0].steps["gluster1-10-bricks"].stdin
+    assert script == plans[1].steps["gluster1-10-bricks"].stdin
+    files = {}
+    for path in (KEY_FILE, CERT_FILE, CA_FILE):
+        m = re.search(rf"cat > {re.escape(path)}\.hawc-new <<'(\w+)'\n(.*?)\n\1\n", script, re.S)
+        assert m, path
+        (tmp_path / path.rsplit("/", 1)[1]).write_text(m.group(2) + "\n")
+        files[path] = tmp_path / path.rsplit("/", 1)[1]
+    verify = subprocess.run(["openssl", "verify", "-CAfile", files[CA_FILE], files[CERT_FILE]], capture_output=True, text=True, timeout=30)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    subject = subprocess.run(["openssl", "x509", "-noout", "-subject", "-in", files[CERT_FILE]], capture_output=True, text=True, timeout=30).stdout
+    assert re.search(r"CN\s*=\s*gluster1$", subject.strip()), subject
+    moduli = [subprocess.run(["openssl", kind, "-noout", "-modulus", "-in", files[f]], capture_output=True, text=True, timeout=30).stdout for kind, f in (("x509", CERT_FILE), ("rsa", KEY_FILE))]
+    assert moduli[0] == moduli[1] and moduli[0].startswith("Modulus=")

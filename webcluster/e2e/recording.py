@@ -95,7 +95,9 @@ class PlanRecording:
 def record(stack: str, private_key: str, public_key: str) -> PlanRecording:
     """Run Pulumi.<stack>.yaml under mocks with a real SSH key pair and extract guests and steps."""
     h = _harness()
-    rec = h.run_stack(stack, secrets={"sshPrivateKey": private_key}, sshPublicKey=public_key.strip())
+    from .pki import provider_outputs  # noqa: PLC0415 - imports the program's components
+
+    rec = h.run_stack(stack, secrets={"sshPrivateKey": private_key}, provider_outputs=provider_outputs, sshPublicKey=public_key.strip())
     by_urn = rec.resources
     by_id = {r.id: r for r in by_urn.values()}
     step_names = {u: r.name for u, r in by_urn.items() if r.type == h.STEP_TYPE}

@@ -21,7 +21,7 @@ from typing import Callable, Optional
 
 from ..render import render_cluster
 from ..render.placeholders import fill
-from . import pacemaker, processes, serving_faults
+from . import gluster_tls_bench, pacemaker, processes, serving_faults
 from ..waiting import wait_until
 from .context import LabContext
 from .state import lab_secrets, netns_name, sandbox
@@ -403,6 +403,11 @@ def main(args: argparse.Namespace) -> int:
         write_csv(out / "gluster-stall.csv", ["ping_timeout_s", "stall_s"], [[r.ping_timeout_s, f"{r.stall_s:.2f}"] for r in srows])
         summary.append("Gluster server cut: web request stall")
         summary += [f"  ping-timeout {r.ping_timeout_s:<22} {r.stall_s:6.1f} s" for r in srows]
+    if "gluster-tls" not in args.skip and lab.topo.cluster.gluster.servers:
+        trows = gluster_tls_bench.measure(lab, log)
+        lab = LabContext.current()  # the original lab, brought back up
+        write_csv(out / "gluster-tls.csv", ["tls", "write_mb_s", "page_requests_per_second"], [[r.tls, f"{r.write_mb_s:.1f}", f"{r.page_rps:.1f}"] for r in trows])
+        summary += gluster_tls_bench.summary(trows)
     serving: list[serving_faults.ServingRow] = []
     serving_trials = 0 if "serving" in args.skip else (1 if args.quick else 3)
     if serving_trials:

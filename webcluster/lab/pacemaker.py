@@ -30,13 +30,12 @@ import time
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
-import yaml
 
 from ..render import pacemaker as rpm
 from ..render.plan import ClusterPlan, RenderedFile
 from ..sandbox import pid_alive
 from ..topology import Topology
-from . import fence_lab, power, processes
+from . import fence_lab, power, processes, variants
 from .state import LabState, sandbox
 
 Progress = Callable[[str], None]
@@ -260,15 +259,4 @@ def clear_failures(node: str, role: str) -> None:
 
 def stack_variant(stack_file: Path, out_dir: Path) -> Path:
     """The same stack with haStack: pacemaker, written to out_dir (the bench's Pacemaker lab beside keepalived's)."""
-    from ..stackfile import PROJECT
-
-    doc = yaml.safe_load(stack_file.read_text()) or {}
-    config = doc.setdefault("config", {})
-    for key in ("haStack", f"{PROJECT}:haStack"):
-        config.pop(key, None)
-    config[f"{PROJECT}:haStack"] = "pacemaker"
-    name = stack_file.name.removeprefix("Pulumi.").removesuffix(".yaml")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    out = out_dir / f"Pulumi.{name}-pacemaker.yaml"
-    out.write_text(f"# {stack_file.name} with haStack: pacemaker, written by the lab.\n" + yaml.safe_dump(doc, sort_keys=False))
-    return out
+    return variants.stack_variant(stack_file, out_dir, "pacemaker", {"haStack": "pacemaker"})

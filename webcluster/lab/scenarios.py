@@ -11,7 +11,7 @@ import re
 import time
 from typing import Callable
 
-from . import faults, pacemaker, probe, security
+from . import faults, gluster_tls_proof, pacemaker, probe, security
 from ..loss import loss_budget
 from ..waiting import wait_until
 from .context import LabContext
@@ -238,7 +238,7 @@ def gluster_server_cut(lab: LabContext) -> list[str]:
 
 
 # The secure-by-default proofs (security.py), after the seed's tests.
-for _proof in security.PROOFS:
+for _proof in security.PROOFS + gluster_tls_proof.PROOFS:
     scenario(_proof)
 
 

@@ -7,6 +7,7 @@ from typing import Optional
 
 from ..model import Backend
 from ..topology import Topology
+from . import gluster_tls
 from .builder import NodeBuilder
 from .content import add_content_files
 from .plan import Step, StepRef
@@ -53,7 +54,8 @@ def add_backend(b: NodeBuilder, backend: Backend, storage_ready: dict[str, StepR
     ms = mounts(topo, backend)
     fstab = b.file(FSTAB, "backend/fstab.j2", node=backend, mounts=ms)
     wait = [storage_ready[k] for k in sorted({k.docroot for k in backend.containers}) if k in storage_ready]
-    mount_step = b.step("20-mounts", "NFS and Gluster docroot mounts", "steps/backend/20-mounts.sh.j2", files=[fstab], after=wait)
+    tls = gluster_tls.add_files(b)  # the Gluster client's key and certificate, before it mounts
+    mount_step = b.step("20-mounts", "NFS and Gluster docroot mounts", "steps/backend/20-mounts.sh.j2", files=[fstab, *tls], after=wait)
     return mount_step, docker
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..topology import Topology
+from . import gluster_tls
 from .builder import NodeBuilder
 from .firewall import address_list
 from .plan import Step, StepRef
@@ -51,12 +52,12 @@ class VolumeView:
 
 def volume_views(topo: Topology) -> list[VolumeView]:
     """Volumes with their options; `auth.allow` (the pool and the Docker hosts that mount the
-    volume) unless the stack sets it."""
+    volume) and, with TLS, `server.ssl`, `client.ssl` and `auth.ssl-allow`, unless the stack sets them."""
     g = topo.cluster.gluster
     views = []
     for v in g.volumes:
         allow = ",".join(address_list([s.address for s in g.servers] + [b.address for b in topo.storage_clients(v.name)]))
-        options = tuple(sorted({"auth.allow": allow, **v.options}.items()))
+        options = tuple(sorted({"auth.allow": allow, **gluster_tls.volume_options(topo, v.name), **v.options}.items()))
         views.append(VolumeView(v.name, v.replica, tuple(f"{s.name}:/export/brick{v.brick}/data" for s in g.servers), options))
     return views
 
@@ -64,7 +65,8 @@ def volume_views(topo: Topology) -> list[VolumeView]:
 def add_gluster_server(b: NodeBuilder) -> Step:
     g = b.topo.cluster.gluster
     timeout = b.file(GLUSTERD_DROPIN, "gluster/glusterd-timeout.conf.j2", seconds=g.glusterd_start_timeout_s)
-    return b.step("10-bricks", f"{g.bricks_per_server} XFS bricks and glusterd", "steps/gluster/10-bricks.sh.j2", files=[timeout], bricks=g.bricks_per_server)
+    tls = gluster_tls.add_files(b)  # in place before glusterd first starts
+    return b.step("10-bricks", f"{g.bricks_per_server} XFS bricks and glusterd", "steps/gluster/10-bricks.sh.j2", files=[timeout, *tls], bricks=g.bricks_per_server)
 
 
 def add_gluster_volumes(b: NodeBuilder, bricks_ready: list[StepRef]) -> Step:
