@@ -240,3 +240,26 @@ def test_arp_answers_names_every_holder_of_an_address() -> None:
     finally:
         for ns in (hub, *holders):
             netns.del_netns(ns)
+
+
+def test_curl_codes_probes_every_target_at_once_and_reads_each_exit_code(monkeypatch) -> None:
+    """The probe script the container-port check runs on a guest, run here by bash against loopback:
+    a listening port answers (0), a closed one refuses (7), and each result lands on its target."""
+    import http.server
+    import socket
+    import subprocess
+    import threading
+
+    from webcluster.e2e import checks
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]  # bound, never listening: refused
+        monkeypatch.setattr(checks, "on", lambda c, node, script, timeout=120: subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=timeout).stdout)
+        try:
+            codes = checks.curl_codes(None, "here", [("127.0.0.1", server.server_port), ("127.0.0.1", closed)])  # type: ignore[arg-type]
+        finally:
+            server.shutdown()
+    assert codes == {("127.0.0.1", server.server_port): 0, ("127.0.0.1", closed): 7}

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from webcluster.topology import ROLE_BACKEND, ROLE_GLUSTER, ROLE_NAS, Topology
+from webcluster.topology import ROLE_BACKEND, ROLE_DIRECTOR, ROLE_GLUSTER, ROLE_NAS, Topology
 
 from . import guests, network
 from .recording import PlanRecording
@@ -100,6 +100,38 @@ def storage_services(c: Cluster, storage: str) -> list[str]:
 
 def check_services(c: Cluster) -> str:
     return "all answer: " + services_answer(c, within=120)
+
+
+def published_ports(c: Cluster) -> list[tuple[str, str, int]]:
+    """(Docker host, its internal address, host port) of every container."""
+    return [(b.name, str(b.address), ct.port) for b in c.topology.cluster.backends for ct in b.containers]
+
+
+def curl_codes(c: Cluster, node: str, targets: list[tuple[str, int]], timeout: int = 3) -> dict[tuple[str, int], int]:
+    """curl's exit code for every address:port, all probed at once from `node` (0: an HTTP answer,
+    7: refused, 28: no answer in `timeout` s, i.e. dropped)."""
+    probes = "".join(f"(curl -s -o /dev/null --max-time {timeout} http://{a}:{p}/; echo \"{a} {p} $?\") &\n" for a, p in targets)
+    out = on(c, node, probes + "wait\n", timeout=timeout + 60)
+    codes = {(a, int(p)): int(rc) for a, p, rc in re.findall(r"^(\S+) (\d+) (\d+)$", out, re.M)}
+    must(set(codes) == set(targets), f"{node}: no result for {sorted(set(targets) - set(codes))}")
+    return codes
+
+
+def check_container_ports(c: Cluster) -> str:
+    """Docker publishes a container's port through its own iptables chains, which accept it from
+    anywhere; only the project's forward chain keeps it to the directors. From a director every
+    container answers; from every other node (NAS, Gluster servers, the other Docker hosts) every
+    published port is dropped (no answer, not even a refusal)."""
+    ports = published_ports(c)
+    director = c.nodes(ROLE_DIRECTOR)[0]
+    answered = curl_codes(c, director, [(a, p) for _, a, p in ports])
+    must(all(rc == 0 for rc in answered.values()), f"from {director}: {answered}")
+    outsiders = c.nodes(ROLE_NAS) + c.nodes(ROLE_GLUSTER) + c.nodes(ROLE_BACKEND)
+    for node in outsiders:
+        targets = [(a, p) for host, a, p in ports if host != node]
+        codes = curl_codes(c, node, targets)
+        must(all(rc == 28 for rc in codes.values()), f"from {node}: {[t for t, rc in codes.items() if rc != 28]} not dropped ({codes})")
+    return f"{len(ports)} published ports answer {director}, dropped for {len(outsiders)} other nodes"
 
 
 def check_raid(c: Cluster) -> str:
@@ -263,6 +295,7 @@ def check_docker_host_down(c: Cluster) -> str:
 
 CHECKS: list[tuple[str, Callable[[Cluster], str]]] = [
     ("services through the VIP", check_services),
+    ("container ports only from the directors", check_container_ports),
     ("RAID member fail/remove/re-add", check_raid),
     ("bond NIC unplugged", check_bond),
     ("Gluster server disconnected", check_gluster),
