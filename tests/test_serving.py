@@ -8,6 +8,8 @@ import shutil
 import socket
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Iterator
 
@@ -192,3 +194,49 @@ def test_the_pacemaker_attribute_is_dampened_unless_a_vip_nic_lost_its_link(hapr
             wait_until("carrier on hwt-vip0", lambda: cabled.attribute_update(7) == ("1", 7), 5, 0.1)
         finally:
             subprocess.run(["ip", "link", "del", "hwt-vip0"], check=False, timeout=10)
+
+
+def test_the_health_frontend_logs_only_what_fails(tmp_path: Path) -> None:
+    """Polled every second by every director's check: a 200 leaves no log line (an emulated director's
+    journal wrote one per poll), a 503 (a backend lost its last server) does."""
+    if not shutil.which("haproxy"):
+        pytest.skip("haproxy not installed")
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    health = free_port()
+    cfg = config()
+    rendered = _health_frontend(render_cluster(cfg)).replace(f"127.0.0.1:{cfg.cluster.haproxy.tuning.health_port}", f"127.0.0.1:{health}")
+    rendered = re.sub(r"( \{ nbsrv\([^)]+\) gt 0 \})+", " { nbsrv(web) gt 0 }", rendered)
+    conf = tmp_path / "haproxy.cfg"
+    conf.write_text(
+        "global\n\tlog stdout format raw local0\n"
+        "defaults\n\tmode http\n\tlog global\n\toption httplog\n\ttimeout connect 200ms\n\ttimeout client 1s\n\ttimeout server 1s\n"
+        f"\tdefault-server inter 100 fall 1 rise 1\nbackend web\n\tserver w1 127.0.0.1:{listener.getsockname()[1]} check\n" + rendered
+    )
+    log = tmp_path / "haproxy.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(["haproxy", "-db", "-f", str(conf)], stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{health}{serving.SERVING_PATH}"
+
+    def status() -> int:
+        try:
+            return urllib.request.urlopen(url, timeout=2).status
+        except urllib.error.HTTPError as exc:
+            return exc.code
+        except OSError:
+            return 0
+
+    try:
+        wait_until("a 200 from the health frontend", lambda: status() == 200, 10, 0.1)
+        for _ in range(5):
+            assert status() == 200
+        listener.close()
+        wait_until("a 503 once the server is DOWN", lambda: status() == 503, 10, 0.1)
+        time.sleep(0.3)
+    finally:
+        proc.kill()
+        proc.wait(10)
+        listener.close()
+    lines = [l for l in log.read_text().splitlines() if serving.SERVING_PATH in l]
+    assert lines and all(" 503 " in l for l in lines), lines
