@@ -84,6 +84,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def health_frontend_on(port: int, backends: list[str]) -> str:
+    """The rendered health frontend, bound to `port` and asking about this test's own `backends`."""
+    cfg = config()
+    rendered = _health_frontend(render_cluster(cfg)).replace(f"127.0.0.1:{cfg.cluster.haproxy.tuning.health_port}", f"127.0.0.1:{port}")
+    return re.sub(r"( \{ nbsrv\([^)]+\) gt 0 \})+", "".join(f" {{ nbsrv({b}) gt 0 }}" for b in backends), rendered)
+
+
 @pytest.fixture
 def haproxy(tmp_path: Path) -> Iterator[tuple[dict[str, Path], int, int]]:
     """HAProxy on loopback: backend `alive` (a listening port) and backend `gone` (a closed one),
@@ -94,9 +101,7 @@ def haproxy(tmp_path: Path) -> Iterator[tuple[dict[str, Path], int, int]]:
     listener.bind(("127.0.0.1", 0))
     listener.listen(64)
     gone, health = free_port(), free_port()
-    cfg = config()
-    rendered = _health_frontend(render_cluster(cfg)).replace(f"127.0.0.1:{cfg.cluster.haproxy.tuning.health_port}", f"127.0.0.1:{health}")
-    rendered = re.sub(r"( \{ nbsrv\([^)]+\) gt 0 \})+", " { nbsrv(alive) gt 0 } { nbsrv(gone) gt 0 }", rendered)
+    rendered = health_frontend_on(health, ["alive", "gone"])
     cfg = tmp_path / "haproxy.cfg"
     cfg.write_text(
         "defaults\n\tmode tcp\n\ttimeout connect 200ms\n\ttimeout client 1s\n\ttimeout server 1s\n"
@@ -205,9 +210,7 @@ def test_the_health_frontend_logs_only_what_fails(tmp_path: Path) -> None:
     listener.bind(("127.0.0.1", 0))
     listener.listen(64)
     health = free_port()
-    cfg = config()
-    rendered = _health_frontend(render_cluster(cfg)).replace(f"127.0.0.1:{cfg.cluster.haproxy.tuning.health_port}", f"127.0.0.1:{health}")
-    rendered = re.sub(r"( \{ nbsrv\([^)]+\) gt 0 \})+", " { nbsrv(web) gt 0 }", rendered)
+    rendered = health_frontend_on(health, ["web"])
     conf = tmp_path / "haproxy.cfg"
     conf.write_text(
         "global\n\tlog stdout format raw local0\n"

@@ -6,7 +6,7 @@ import os
 import signal
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Optional, Sequence
 
 from .. import netns
 from ..sandbox import pid_alive, spawn
@@ -83,12 +83,19 @@ def _reap(pid: int) -> None:
         pass
 
 
+def send(state: LabState, node: str, role: str, sig: int) -> Optional[Process]:
+    """Signal a recorded process's group, without waiting; the process (None if never started)."""
+    proc = state.find(node, role)
+    if proc is not None:
+        signal_group(proc.pid, sig)
+    return proc
+
+
 def stop(state: LabState, node: str, role: str, sig: int = signal.SIGTERM, timeout: float = 10.0) -> bool:
     """Signal a daemon's process group and wait (bounded) until its leader is gone."""
-    proc = state.find(node, role)
+    proc = send(state, node, role, sig)
     if proc is None:
         return False
-    signal_group(proc.pid, sig)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if _gone(proc.pid):
