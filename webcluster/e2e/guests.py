@@ -91,7 +91,7 @@ def start(index: int, guest: Guest, image: GuestImage, restore: Optional[str] = 
         "-smp", str(guest.vcpus), "-m", str(guest.memory_mib), "-display", "none", "-monitor", "none",
         "-serial", f"file:{f.console}", "-qmp", f"unix:{f.qmp},server=on,wait=off",
         "-kernel", str(image.kernel), "-initrd", str(image.initrd),
-        "-append", "root=/dev/vda1 ro console=ttyS0,115200 panic=10",
+        "-append", f"root=/dev/vda1 ro console=ttyS0,115200 panic=10 {KERNEL_DIAGNOSTICS}",
         "-drive", f"file={f.root},if=virtio,format=qcow2,cache=unsafe",
     ]
     for i, _ in enumerate(guest.data_disks_mib, start=1):
@@ -115,6 +115,19 @@ def start(index: int, guest: Guest, image: GuestImage, restore: Optional[str] = 
             raise TimeoutError(f"{guest.name}: QEMU did not open its QMP socket")
         time.sleep(0.2)
     return proc.pid
+
+
+# SysRq from QMP even though Debian's kernel.sysrq leaves the task dumps off, and the hung-task
+# detector's report on the serial console: a guest that stops answering SSH explains itself there.
+KERNEL_DIAGNOSTICS = "sysrq_always_enabled"
+SYSRQ_DUMPS = ("w", "m")  # tasks blocked in uninterruptible sleep; memory
+
+
+def dump_kernel_state(name: str) -> None:
+    """Ask the guest's kernel (SysRq, sent as keys) to print its blocked tasks and memory on the console."""
+    with Qmp(files_of(name).qmp) as q:
+        for key in SYSRQ_DUMPS:
+            q.execute("send-key", keys=[{"type": "qcode", "data": k} for k in ("alt", "sysrq", key)])
 
 
 def _pci_address(slot: Optional[int]) -> str:

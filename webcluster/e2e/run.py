@@ -22,6 +22,7 @@ from webcluster.topology import Topology
 from . import guests, network, timeline
 from .checks import CheckResult, Cluster, run_checks
 from .image import GuestImage, ensure_image
+from .qmp import QmpError
 from .recording import PlanRecording, record
 from .replay import StepResult, replay, target_of
 from ..waiting import Timeout, wait_until
@@ -148,6 +149,7 @@ def restored(plan: PlanRecording, image: GuestImage, report: Report) -> bool:
         return True
     except Timeout as exc:
         log(f"restore failed ({exc}): provisioning from scratch instead")
+        dump_guests_kernel_state()
         guests.stop_all()
         report.timed("restore from snapshots (failed)", start)
         return False
@@ -178,9 +180,24 @@ def e2e_run(stack: str, keep: bool) -> Report:
         report.error = f"{type(exc).__name__}: {exc}"
         log(report.error)
     finally:
+        if not report.ok:
+            dump_guests_kernel_state()
         if not keep:
             e2e_down(purge=False)
     return report
+
+
+def dump_guests_kernel_state() -> None:
+    """After a failure, every running guest's blocked tasks and memory go to its console.log
+    (kept by `e2e down`): the one record of a guest that no longer answers SSH."""
+    for name in sorted(p.name for p in guests.GUESTS.iterdir()) if guests.GUESTS.is_dir() else []:
+        if guests.alive(name):
+            try:
+                guests.dump_kernel_state(name)
+            except (OSError, QmpError) as exc:
+                log(f"{name}: no kernel state ({exc})")
+    time.sleep(2)  # the kernel prints asynchronously
+    log(f"kernel state of the running guests: {guests.GUESTS}/*/console.log")
 
 
 def write_results(report: Report, out: Path) -> list[Path]:
