@@ -71,7 +71,8 @@ def test_gluster_changes_wait_out_another_transaction(dev_plan: ClusterPlan, tmp
 @pytest.mark.parametrize("interval_ms", [100, 250, 1000])
 def test_haproxy_check_ends_inside_keepalived_run_interval(interval_ms: int, tmp_path: Path) -> None:
     """keepalived runs the check every second and skips a run while the last is still going:
-    the rendered script, with HAProxy's health port open, must pass and end well within it."""
+    the rendered script, with HAProxy's health port open, must pass and end well within it,
+    without a process per poll (an emulated director's CPU went to those forks)."""
     import socket
     import time
 
@@ -82,14 +83,19 @@ def test_haproxy_check_ends_inside_keepalived_run_interval(interval_ms: int, tmp
     script = render_cluster(config).nodes["cluster1"].files["/etc/keepalived/check_haproxy.sh"].content
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
-        listener.listen(16)
+        listener.listen(64)  # two runs of up to 9 polls, never accepted
         port = listener.getsockname()[1]
         check = tmp_path / "check.sh"
         check.write_text(re.sub(r"^port=\d+$", f"port={port}", script, flags=re.M))
         start = time.monotonic()
         out = subprocess.run(["bash", str(check)], capture_output=True, timeout=10)
         took = time.monotonic() - start
+        # In a PID namespace of its own, the last PID handed out counts the processes started:
+        # the runner (1), the check (2), at most its pause pipe's writer (3), and `cat` itself.
+        spawned = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", "bash", "-c", f"bash {check}; cat /proc/sys/kernel/ns_last_pid"],
+                                 capture_output=True, text=True, timeout=10)
     assert out.returncode == 0 and took < 0.95, (interval_ms, took)
+    assert int(spawned.stdout) <= 4, f"the check forks per poll: {spawned.stdout} processes"
     assert subprocess.run(["bash", str(check)], timeout=10).returncode == 1, "closed port fails"
 
 
