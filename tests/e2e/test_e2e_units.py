@@ -242,9 +242,10 @@ def test_arp_answers_names_every_holder_of_an_address() -> None:
             netns.del_netns(ns)
 
 
-def test_curl_codes_probes_every_target_at_once_and_reads_each_exit_code(monkeypatch) -> None:
+def test_probe_ports_probes_every_target_at_once_and_reads_each_result(monkeypatch) -> None:
     """The probe script the container-port check runs on a guest, run here by bash against loopback:
-    a listening port answers (0), a closed one refuses (7), and each result lands on its target."""
+    a listening port connects and answers (0), a closed one refuses without a connection (7),
+    and each result lands on its target."""
     import http.server
     import socket
     import subprocess
@@ -259,10 +260,10 @@ def test_curl_codes_probes_every_target_at_once_and_reads_each_exit_code(monkeyp
         closed = s.getsockname()[1]  # bound, never listening: refused
         monkeypatch.setattr(checks, "on", lambda c, node, script, timeout=120: subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=timeout).stdout)
         try:
-            codes = checks.curl_codes(None, "here", [("127.0.0.1", server.server_port), ("127.0.0.1", closed)])  # type: ignore[arg-type]
+            found = checks.probe_ports(None, "here", [("127.0.0.1", server.server_port), ("127.0.0.1", closed)])  # type: ignore[arg-type]
         finally:
             server.shutdown()
-    assert codes == {("127.0.0.1", server.server_port): 0, ("127.0.0.1", closed): 7}
+    assert found == {("127.0.0.1", server.server_port): checks.Probe(0, True), ("127.0.0.1", closed): checks.Probe(7, False)}
 
 
 def test_the_recorded_plan_carries_working_gluster_keys(tmp_path, monkeypatch) -> None:

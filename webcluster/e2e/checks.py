@@ -107,30 +107,41 @@ def published_ports(c: Cluster) -> list[tuple[str, str, int]]:
     return [(b.name, str(b.address), ct.port) for b in c.topology.cluster.backends for ct in b.containers]
 
 
-def curl_codes(c: Cluster, node: str, targets: list[tuple[str, int]], timeout: int = 3) -> dict[tuple[str, int], int]:
-    """curl's exit code for every address:port, all probed at once from `node` (0: an HTTP answer,
-    7: refused, 28: no answer in `timeout` s, i.e. dropped)."""
-    probes = "".join(f"(curl -s -o /dev/null --max-time {timeout} http://{a}:{p}/; echo \"{a} {p} $?\") &\n" for a, p in targets)
-    out = on(c, node, probes + "wait\n", timeout=timeout + 60)
-    codes = {(a, int(p)): int(rc) for a, p, rc in re.findall(r"^(\S+) (\d+) (\d+)$", out, re.M)}
-    must(set(codes) == set(targets), f"{node}: no result for {sorted(set(targets) - set(codes))}")
-    return codes
+@dataclass(frozen=True)
+class Probe:
+    rc: int  # curl's exit code: 0 an HTTP answer, 7 refused, 28 out of time
+    connected: bool  # a TCP connection was made (curl's time_connect is not zero)
+
+
+def probe_ports(c: Cluster, node: str, targets: list[tuple[str, int]], connect_s: int = 3, answer_s: int = 30) -> dict[tuple[str, int], Probe]:
+    """Every address:port probed at once from `node` by curl: connecting may take `connect_s`
+    (a dropped port never connects), the HTTP answer `answer_s` (a page read through Gluster's
+    FUSE mount took several seconds in these guests). A dozen curls on one emulated vCPU take
+    tens of seconds, hence the generous session bound."""
+    probes = "".join(
+        f"(t=$(curl -s -o /dev/null -w '%{{time_connect}}' --connect-timeout {connect_s} --max-time {answer_s} http://{a}:{p}/); echo \"{a} {p} $? $t\") &\n"
+        for a, p in targets
+    )
+    out = on(c, node, probes + "wait\n", timeout=answer_s + 180)
+    found = {(a, int(p)): Probe(int(rc), float(t or 0) > 0) for a, p, rc, t in re.findall(r"^(\S+) (\d+) (\d+) ?([\d.]*)$", out, re.M)}
+    must(set(found) == set(targets), f"{node}: no result for {sorted(set(targets) - set(found))}")
+    return found
 
 
 def check_container_ports(c: Cluster) -> str:
     """Docker publishes a container's port through its own iptables chains, which accept it from
     anywhere; only the project's forward chain keeps it to the directors. From a director every
     container answers; from every other node (NAS, Gluster servers, the other Docker hosts) every
-    published port is dropped (no answer, not even a refusal)."""
+    published port is dropped (never connects, not even a refusal)."""
     ports = published_ports(c)
     director = c.nodes(ROLE_DIRECTOR)[0]
-    answered = curl_codes(c, director, [(a, p) for _, a, p in ports])
-    must(all(rc == 0 for rc in answered.values()), f"from {director}: {answered}")
+    answered = probe_ports(c, director, [(a, p) for _, a, p in ports])
+    must(all(r.rc == 0 for r in answered.values()), f"from {director}: {answered}")
     outsiders = c.nodes(ROLE_NAS) + c.nodes(ROLE_GLUSTER) + c.nodes(ROLE_BACKEND)
     for node in outsiders:
         targets = [(a, p) for host, a, p in ports if host != node]
-        codes = curl_codes(c, node, targets)
-        must(all(rc == 28 for rc in codes.values()), f"from {node}: {[t for t, rc in codes.items() if rc != 28]} not dropped ({codes})")
+        found = probe_ports(c, node, targets)
+        must(all(r.rc == 28 and not r.connected for r in found.values()), f"from {node}: {[t for t, r in found.items() if r.connected or r.rc != 28]} not dropped ({found})")
     return f"{len(ports)} published ports answer {director}, dropped for {len(outsiders)} other nodes"
 
 
