@@ -295,3 +295,13 @@ def test_the_recorded_plan_carries_working_gluster_keys(tmp_path, monkeypatch) -
     assert re.search(r"CN\s*=\s*gluster1$", subject.strip()), subject
     moduli = [subprocess.run(["openssl", kind, "-noout", "-modulus", "-in", files[f]], capture_output=True, text=True, timeout=30).stdout for kind, f in (("x509", CERT_FILE), ("rsa", KEY_FILE))]
     assert moduli[0] == moduli[1] and moduli[0].startswith("Modulus=")
+
+
+def test_a_restore_try_outlasts_ssh_s_own_dial_bound() -> None:
+    """After a restore each SSH try must outlast ssh's ConnectTimeout (which also bounds sshd's
+    banner): a 15 s try against a director whose banner took 18 s failed every time, and the run
+    threw its snapshots away for a 40-minute provisioning."""
+    from webcluster.e2e import run, ssh
+
+    connect = next(int(o.split("=", 1)[1]) for o in ssh.OPTIONS if o.startswith("ConnectTimeout="))
+    assert run.SSH_TRY_S > connect

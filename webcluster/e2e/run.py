@@ -124,6 +124,10 @@ def provision(plan: PlanRecording, image: GuestImage, key: str, report: Report) 
 
 
 RESTORE_TIMEOUT_S = 600
+# One SSH try after a restore. It was 15 s for the whole session while a just-restored director's
+# sshd took 5-20 s for its banner alone (measured): every try failed, the restore "failed" and the
+# run provisioned from scratch. ssh's own ConnectTimeout (60 s) bounds the dial within this.
+SSH_TRY_S = 120
 
 
 def restore(plan: PlanRecording, image: GuestImage, report: Report) -> None:
@@ -136,7 +140,7 @@ def restore(plan: PlanRecording, image: GuestImage, report: Report) -> None:
     # here the first SSH answer took over 120 s. One bound for all of them.
     deadline = time.monotonic() + RESTORE_TIMEOUT_S
     for name, step in sorted(first.items()):
-        wait_until(f"SSH to {name}", lambda: ssh(target_of(step), "true", timeout=15).returncode == 0, max(1.0, deadline - time.monotonic()), 1)
+        wait_until(f"SSH to {name}", lambda: ssh(target_of(step), "true", timeout=SSH_TRY_S).returncode == 0, max(1.0, deadline - time.monotonic()), 1)
     report.timed("restore from snapshots", start)
 
 
