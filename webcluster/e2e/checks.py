@@ -115,10 +115,10 @@ class Probe:
 
 def probe_ports(c: Cluster, node: str, targets: list[tuple[str, int]], connect_s: int = 15, answer_s: int = 30) -> dict[tuple[str, int], Probe]:
     """Every address:port probed at once from `node` by curl: connecting may take `connect_s`
-    (a dropped port never connects; 3 s was too short for a dozen curls starting at once on
-    one emulated vCPU: most never connected from a director), the HTTP answer `answer_s` (a page read through Gluster's
-    FUSE mount took several seconds in these guests). A dozen curls on one emulated vCPU take
-    tens of seconds, hence the generous session bound."""
+    (a dropped port never connects), the HTTP answer `answer_s` (a page read through Gluster's
+    FUSE mount took several seconds in these guests). A dozen curls starting at once on one
+    emulated vCPU take tens of seconds: with 3 s to connect most never connected from a
+    director, hence these bounds and the generous session bound."""
     probes = "".join(
         f"(t=$(curl -s -o /dev/null -w '%{{time_connect}}' --connect-timeout {connect_s} --max-time {answer_s} http://{a}:{p}/); echo \"{a} {p} $? $t\") &\n"
         for a, p in targets

@@ -117,8 +117,8 @@ def start(index: int, guest: Guest, image: GuestImage, restore: Optional[str] = 
     return proc.pid
 
 
-# SysRq from QMP even though Debian's kernel.sysrq leaves the task dumps off, and the hung-task
-# detector's report on the serial console: a guest that stops answering SSH explains itself there.
+# SysRq from QMP even though Debian's kernel.sysrq leaves the task dumps off: a guest that stops
+# answering SSH explains itself on its serial console.
 KERNEL_DIAGNOSTICS = "sysrq_always_enabled"
 SYSRQ_DUMPS = ("w", "m")  # tasks blocked in uninterruptible sleep; memory
 
@@ -179,14 +179,16 @@ def power_off(name: str, timeout: float = 20) -> None:
     files_of(name).pid.unlink(missing_ok=True)
 
 
+def started() -> list[str]:
+    """The guests this tool started (a recorded PID), by name."""
+    return [d.name for d in sorted(GUESTS.iterdir()) if (d / "qemu.pid").exists()] if GUESTS.exists() else []
+
+
 def stop_all() -> list[str]:
     """Power off every guest this tool started (by recorded PID); returns their names."""
-    stopped = []
-    if GUESTS.exists():
-        for d in sorted(GUESTS.iterdir()):
-            if (d / "qemu.pid").exists():
-                power_off(d.name)
-                stopped.append(d.name)
+    stopped = started()
+    for name in stopped:
+        power_off(name)
     return stopped
 
 

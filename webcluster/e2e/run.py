@@ -126,7 +126,7 @@ def provision(plan: PlanRecording, image: GuestImage, key: str, report: Report) 
 RESTORE_TIMEOUT_S = 600
 # One SSH try after a restore. It was 15 s for the whole session while a just-restored director's
 # sshd took 5-20 s for its banner alone (measured): every try failed, the restore "failed" and the
-# run provisioned from scratch. ssh's own ConnectTimeout (60 s) bounds the dial within this.
+# run provisioned from scratch. ssh's own ConnectTimeout (ssh.CONNECT_TIMEOUT_S) bounds the dial within this.
 SSH_TRY_S = 120
 
 
@@ -194,7 +194,7 @@ def e2e_run(stack: str, keep: bool) -> Report:
 def dump_guests_kernel_state() -> None:
     """After a failure, every running guest's blocked tasks and memory go to its console.log
     (kept by `e2e down`): the one record of a guest that no longer answers SSH."""
-    for name in sorted(p.name for p in guests.GUESTS.iterdir()) if guests.GUESTS.is_dir() else []:
+    for name in guests.started():
         if guests.alive(name):
             try:
                 guests.dump_kernel_state(name)

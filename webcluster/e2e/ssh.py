@@ -18,11 +18,12 @@ from . import network
 from .shell import STATE, run
 
 KEY = STATE / "ssh" / "id_ed25519"
+CONNECT_TIMEOUT_S = 60
 # A session outlives 2 min of silence: the NAS bond switch takes its network away for ~45 s under TCG.
 # ConnectTimeout also bounds sshd's banner: 10 s cut off a busy emulated director's sshd for good
 # (each abandoned attempt keeps an sshd child for LoginGraceTime and counts against MaxStartups).
 OPTIONS = ("-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "BatchMode=yes",
-           "-o", "ConnectTimeout=60", "-o", "ServerAliveInterval=10", "-o", "ServerAliveCountMax=12")
+           "-o", f"ConnectTimeout={CONNECT_TIMEOUT_S}", "-o", "ServerAliveInterval=10", "-o", "ServerAliveCountMax=12")
 DIAL_ERROR = re.compile(r"Connection (refused|timed out|closed|reset)|No route to host|Network is unreachable|kex_exchange_identification|banner exchange")
 
 
