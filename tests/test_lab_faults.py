@@ -19,7 +19,7 @@ from typing import Iterator
 import pytest
 
 from conftest import running_lab
-from webcluster.lab import faults, power, probe, processes, watch
+from webcluster.lab import apache, faults, power, probe, processes, watch
 from webcluster.lab.context import LabContext
 from webcluster.lab.state import CLIENT, LabState, faults_in_force
 from webcluster.waiting import wait_until
@@ -104,7 +104,7 @@ def test_stop_and_start_a_container(healed: LabContext) -> None:
     lab.state = LabContext.current().state
     wait_server(lab, victim, "DOWN")
     s = status()
-    assert s["faults"] == {f"stop {victim}": {"kind": "process", "node": lab.topo.service_members(svc)[0][0].name, "role": f"container:{victim}", "signal": "SIGWINCH"}}
+    assert s["faults"] == {f"stop {victim}": {"kind": "process", "node": lab.topo.service_members(svc)[0][0].name, "role": apache.role(victim), "signal": "SIGWINCH"}}
     result = lab.load(lab.url(svc.port, "/index.php"), 200)
     assert result["failed"] == 0 and victim not in result["served_by"], result
     out = cli("start", victim)
@@ -142,6 +142,27 @@ def test_a_killed_keepalived_starts_again_though_its_pid_file_names_a_live_proce
     assert processes.alive(lab.state, master, "keepalived") and faults_in_force() == {}
 
 
+def test_a_killed_container_starts_again_though_its_pid_file_names_a_live_process(healed: LabContext) -> None:
+    """A SIGKILLed Apache leaves its pid file, and until PID 1 reaps it (it was started by another lab
+    command) its PID is alive: Apache would refuse to start ("httpd (pid N) already running", exit 0),
+    which stalled `lab bench` at "all servers UP". Starting it again removes the stale file."""
+    lab = healed
+    svc = http_services(lab)[0]
+    host, victim = (m.name for m in lab.topo.service_members(svc)[0])
+    role = apache.role(victim)
+    lab.kill(host, role)  # SIGKILL: a crash, as `lab bench` does
+    stale = processes.pid_file(host, apache.PID_FILE.format(name=victim))
+    assert stale.exists()  # left by the killed Apache
+    stale.write_text(f"{os.getpid()}\n")  # a live process, as the unreaped zombie is
+    lab.restart(host, role)
+    started = lab.state.find(host, role).pid
+    # Apache writes its own PID there once it runs; one that refused exits, the file unchanged.
+    wait_until("Apache runs and owns its pid file", lambda: stale.exists() and stale.read_text().strip() == str(started), 15, 0.1)
+    assert processes.alive(lab.state, host, role), log_tail(host, role)
+    wait_server(lab, victim, "UP")
+    assert faults_in_force() == {}
+
+
 def test_cut_one_link_and_plug_it(healed: LabContext) -> None:
     """The master's external cable out: keepalived sees no carrier, the standby serves the client."""
     lab = healed
@@ -177,7 +198,7 @@ def test_power_a_docker_host_off_and_on(healed: LabContext) -> None:
     mine = lab.containers_of(host)
     out = cli("power", "off", host)
     assert out.returncode == 0, out.stderr
-    assert not any(processes.alive(lab.state, host, f"container:{c}") for c in mine)
+    assert not any(processes.alive(lab.state, host, apache.role(c)) for c in mine)
     assert power.journal()[-1]["node"] == host and power.journal()[-1]["cause"] == "lab power off"
     for c in mine:
         wait_server(lab, c, "DOWN")

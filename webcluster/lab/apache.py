@@ -9,17 +9,20 @@ from __future__ import annotations
 import signal
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 from ..render.plan import NodePlan
 
 STOP_SIGNAL = signal.SIGWINCH  # php:apache's STOPSIGNAL: what `docker stop` sends (Apache's graceful stop)
 STOP_TIMEOUT = 10.0  # then `docker stop` kills, as processes.stop does
+ROLE_PREFIX = "container:"  # a container's role in the lab's process records
+PID_FILE = "/run/apache2-{name}.pid"  # in the Docker host's private /run
 
 APACHE_CONF = """# ha-web-cluster lab: stand-in for container {name} (docker run -p {bind}:{port}:80 -v {docroot}:/var/www/html {image})
 ServerRoot /etc/apache2
 ServerName {name}
 Listen {bind}:{port}
-PidFile /run/apache2-{name}.pid
+PidFile {pid_file}
 Mutex file:/run
 User www-data
 Group www-data
@@ -74,4 +77,15 @@ def container_defs(plan: NodePlan) -> list[ContainerDef]:
 
 
 def apache_conf(c: ContainerDef, log: Path) -> str:
-    return APACHE_CONF.format(name=c.name, bind=c.bind, port=c.host_port, docroot=c.docroot, image=c.image, log=log)
+    return APACHE_CONF.format(name=c.name, bind=c.bind, port=c.host_port, docroot=c.docroot, image=c.image, log=log,
+                              pid_file=PID_FILE.format(name=c.name))
+
+
+def role(container: str) -> str:
+    """The lab's process role of a container."""
+    return f"{ROLE_PREFIX}{container}"
+
+
+def container_of(role_name: str) -> Optional[str]:
+    """The container a process role stands for; None for a daemon."""
+    return role_name.removeprefix(ROLE_PREFIX) if role_name.startswith(ROLE_PREFIX) else None

@@ -21,7 +21,7 @@ from typing import Callable, Optional
 
 from ..render import render_cluster
 from ..render.placeholders import fill
-from . import gluster_tls_bench, pacemaker, processes, serving_faults
+from . import apache, gluster_tls_bench, pacemaker, processes, serving_faults
 from ..waiting import wait_until
 from .context import LabContext
 from .state import lab_secrets, netns_name, sandbox
@@ -207,7 +207,7 @@ def _events(lab: LabContext) -> dict[str, tuple[Callable[[], None], Callable[[],
     container = host.containers[0].name
     master = lab.directors[0].name
     return {
-        f"container {container} killed": (lambda: lab.kill(host.name, f"container:{container}"), lambda: lab.restart(host.name, f"container:{container}")),
+        f"container {container} killed": (lambda: lab.kill(host.name, apache.role(container)), lambda: lab.restart(host.name, apache.role(container))),
         f"Docker host {lab.topo.cluster.backends[-1].name} cut": (lambda: lab.cut(lab.topo.cluster.backends[-1].name), lambda: lab.restore(lab.topo.cluster.backends[-1].name)),
         f"director {master} cut (failover)": (lambda: lab.cut(master), lambda: lab.restore(master)),
     }

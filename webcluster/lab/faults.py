@@ -67,9 +67,8 @@ def networks(lab: "LabContext", node: str) -> list[str]:
 
 
 def _process_key(node: str, role: str) -> str:
-    if role.startswith("container:"):
-        return f"stop {role.removeprefix('container:')}"
-    return f"kill {role} {node}"
+    container = apache.container_of(role)
+    return f"stop {container}" if container else f"kill {role} {node}"
 
 
 def stop_process(lab: "LabContext", node: str, role: str, sig: int = signal.SIGKILL, timeout: float = 10.0) -> None:
@@ -98,12 +97,12 @@ def start_process(lab: "LabContext", node: str, role: str) -> None:
 def stop(lab: "LabContext", container: str) -> None:
     """`docker stop`: Apache's graceful stop, killed after the grace time."""
     host = containers(lab)[known("container", container, list(containers(lab)))]
-    stop_process(lab, host, f"container:{container}", apache.STOP_SIGNAL, apache.STOP_TIMEOUT)
+    stop_process(lab, host, apache.role(container), apache.STOP_SIGNAL, apache.STOP_TIMEOUT)
 
 
 def start(lab: "LabContext", container: str) -> None:
     host = containers(lab)[known("container", container, list(containers(lab)))]
-    start_process(lab, host, f"container:{container}")
+    start_process(lab, host, apache.role(container))
 
 
 def check_daemon(lab: "LabContext", daemon: str, node: str) -> None:

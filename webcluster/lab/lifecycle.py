@@ -157,8 +157,8 @@ def start_container(state: LabState, backend: str, c: "apache.ContainerDef") -> 
     sb = sandbox(backend)
     conf = sb.state / "containers" / f"{c.name}.conf"
     conf.parent.mkdir(parents=True, exist_ok=True)
-    conf.write_text(apache.apache_conf(c, processes.log_path(backend, f"container:{c.name}")))
-    processes.start(state, backend, f"container:{c.name}", ["apache2", "-f", str(conf), "-DFOREGROUND"])
+    conf.write_text(apache.apache_conf(c, processes.log_path(backend, apache.role(c.name))))
+    processes.start(state, backend, apache.role(c.name), ["apache2", "-f", str(conf), "-DFOREGROUND"])
 
 
 def _dhcp_clients(topo: Topology, step: Progress) -> None:

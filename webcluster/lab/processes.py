@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from .. import netns
+from . import apache
 from ..sandbox import pid_alive, spawn
 from .state import CLIENT, LAB_ROOT, LabState, Process, netns_name, sandbox
 
@@ -18,7 +19,9 @@ HAPROXY = ["haproxy", "-db", "-f", "/etc/haproxy/haproxy.cfg"]  # in the foregro
 
 # Pid files a daemon checks before it starts. keepalived refuses to start ("daemon is already running",
 # exit 0) while the PID in its file is alive, and with this machine's pid_max (32768) a busy lab hands a
-# SIGKILLed keepalived's PID to another process within minutes. systemd removes a unit's pid file when
+# SIGKILLed keepalived's PID to another process within minutes. Apache (a container) the same ("httpd
+# (pid N) already running", exit 0): a SIGKILLed Apache started by an earlier lab command stays a zombie
+# until PID 1 reaps it, and a zombie's PID answers kill(pid, 0). systemd removes a unit's pid file when
 # its process is gone; the lab does the same before it starts the daemon again.
 PID_FILES = {
     "keepalived": ("/run/keepalived.pid", "/run/keepalived/vrrp.pid", "/run/keepalived/checkers.pid",
@@ -60,10 +63,16 @@ def pid_file(node: str, path: str) -> Path:
     return sandbox(node).private("/run") / Path(path).relative_to("/run")
 
 
+def pid_files(role: str) -> tuple[str, ...]:
+    """The pid files a daemon (or a container's Apache) checks before it starts."""
+    container = apache.container_of(role)
+    return (apache.PID_FILE.format(name=container),) if container else PID_FILES.get(role, ())
+
+
 def remove_stale_pid_files(node: str, role: str) -> None:
     """The pid files of a daemon that is not running (start() checked), as systemd removes them."""
     if node not in (HOST, CLIENT):
-        for path in PID_FILES.get(role, ()):
+        for path in pid_files(role):
             pid_file(node, path).unlink(missing_ok=True)
 
 

@@ -183,9 +183,9 @@ def containers_stopped(lab: LabContext) -> list[str]:
 
 
 def _alive(lab: LabContext, host: str, container: str) -> bool:
-    from . import processes
+    from . import apache, processes
 
-    return processes.alive(lab.state, host, f"container:{container}")
+    return processes.alive(lab.state, host, apache.role(container))
 
 
 @scenario

@@ -10,7 +10,6 @@ directors ever held a VIP at once. The same code runs for both HA stacks: `lab t
 
 from __future__ import annotations
 
-import signal
 import statistics
 import threading
 import time
@@ -18,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 from ..waiting import wait_until
-from . import faults, pacemaker, probe
+from . import apache, faults, pacemaker, probe
 from .context import LabContext
 from .holders import HolderWatch
 from .state import sandbox
@@ -100,15 +99,15 @@ def _containers(lab: LabContext) -> list[tuple[str, str]]:
 
 def _stop_containers(lab: LabContext) -> None:
     for host, c in _containers(lab):
-        lab.kill(host, f"container:{c}", sig=signal.SIGWINCH)  # `docker stop` of php:apache
+        lab.kill(host, apache.role(c), sig=apache.STOP_SIGNAL)  # `docker stop` of php:apache
 
 
 def _start_containers(lab: LabContext) -> None:
     from . import processes
 
     for host, c in _containers(lab):
-        if not processes.alive(lab.state, host, f"container:{c}"):
-            lab.restart(host, f"container:{c}")
+        if not processes.alive(lab.state, host, apache.role(c)):
+            lab.restart(host, apache.role(c))
 
 
 def _all_up(lab: LabContext) -> bool:
