@@ -151,7 +151,7 @@ def test_a_killed_container_starts_again_though_its_pid_file_names_a_live_proces
     host, victim = (m.name for m in lab.topo.service_members(svc)[0])
     role = apache.role(victim)
     lab.kill(host, role)  # SIGKILL: a crash, as `lab bench` does
-    stale = processes.pid_file(host, apache.PID_FILE.format(name=victim))
+    stale = processes.pid_file(host, apache.pid_path(victim))
     assert stale.exists()  # left by the killed Apache
     stale.write_text(f"{os.getpid()}\n")  # a live process, as the unreaped zombie is
     lab.restart(host, role)

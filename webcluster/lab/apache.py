@@ -78,7 +78,12 @@ def container_defs(plan: NodePlan) -> list[ContainerDef]:
 
 def apache_conf(c: ContainerDef, log: Path) -> str:
     return APACHE_CONF.format(name=c.name, bind=c.bind, port=c.host_port, docroot=c.docroot, image=c.image, log=log,
-                              pid_file=PID_FILE.format(name=c.name))
+                              pid_file=pid_path(c.name))
+
+
+def pid_path(container: str) -> str:
+    """Where a container's Apache writes its PID (inside its Docker host)."""
+    return PID_FILE.format(name=container)
 
 
 def role(container: str) -> str:

@@ -66,7 +66,7 @@ def pid_file(node: str, path: str) -> Path:
 def pid_files(role: str) -> tuple[str, ...]:
     """The pid files a daemon (or a container's Apache) checks before it starts."""
     container = apache.container_of(role)
-    return (apache.PID_FILE.format(name=container),) if container else PID_FILES.get(role, ())
+    return (apache.pid_path(container),) if container else PID_FILES.get(role, ())
 
 
 def remove_stale_pid_files(node: str, role: str) -> None:

@@ -98,8 +98,8 @@ def _containers(lab: LabContext) -> list[tuple[str, str]]:
 
 
 def _stop_containers(lab: LabContext) -> None:
-    for host, c in _containers(lab):
-        lab.kill(host, apache.role(c), sig=apache.STOP_SIGNAL)  # `docker stop` of php:apache
+    for _, c in _containers(lab):
+        faults.stop(lab, c)  # `docker stop` of php:apache
 
 
 def _start_containers(lab: LabContext) -> None:
@@ -107,7 +107,7 @@ def _start_containers(lab: LabContext) -> None:
 
     for host, c in _containers(lab):
         if not processes.alive(lab.state, host, apache.role(c)):
-            lab.restart(host, apache.role(c))
+            faults.start(lab, c)
 
 
 def _all_up(lab: LabContext) -> bool:
