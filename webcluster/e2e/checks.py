@@ -13,7 +13,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Optional
 
 from webcluster.topology import ROLE_BACKEND, ROLE_DIRECTOR, ROLE_GLUSTER, ROLE_NAS, Topology
 
@@ -23,6 +23,7 @@ from ..loss import loss_budget
 from ..waiting import Timeout, wait_until
 from .shell import run
 from .ssh import Target, root
+from .vipwatch import VipWatch
 
 
 class CheckFailed(AssertionError):
@@ -43,6 +44,7 @@ class Cluster:
 
     topology: Topology
     plan: PlanRecording
+    vip_watch: Optional[VipWatch] = None
 
     @property
     def services(self) -> dict[str, str]:
@@ -205,8 +207,18 @@ def vip_answerers(c: Cluster) -> list[str]:
     MAC; more than one is a split brain. No SSH into guests while they fail over: busy emulated
     guests refused it for minutes (banner exchange timeouts), and the polling loaded them more."""
     macs = arp_answers(network.NETNS, network.bridge_name("external"), str(c.topology.cluster.vips.external))
-    by_mac = {nic.mac.lower(): name for name, g in c.plan.guests.items() for nic in g.nics if nic.network == "external"}
+    by_mac = external_macs(c.plan)
     return sorted(by_mac.get(m, m) for m in macs)
+
+
+def external_macs(plan: PlanRecording) -> dict[str, str]:
+    """MAC (lower case) of each guest's external NIC -> guest name."""
+    return {nic.mac.lower(): name for name, g in plan.guests.items() for nic in g.nics if nic.network == "external"}
+
+
+def watch_vip(topology: Topology, plan: PlanRecording) -> VipWatch:
+    """Start hearing who claims the external VIP on the client's network (stop() it)."""
+    return VipWatch(network.NETNS, network.bridge_name("external"), str(topology.cluster.vips.external), external_macs(plan))
 
 
 def arp_answers(netns: str, interface: str, address: str) -> set[str]:
@@ -270,6 +282,10 @@ def request_timeout(c: Cluster) -> float:
     return (t.timeout_server_ms + (t.retries + 1) * t.timeout_connect_ms) / 1000 + 5
 
 
+# keepalived refreshes its gratuitous ARPs every 10 s: a window longer than that holds a claim.
+STEADY_VIP_S = 15
+
+
 def check_docker_host_down(c: Cluster) -> str:
     """One client, one request at a time over every service: `loss_budget` with one request in
     flight (none may fail in HTTP mode, the one in flight in TCP mode)."""
@@ -290,12 +306,27 @@ def check_docker_host_down(c: Cluster) -> str:
                     failures[modes[name]].append(f"{name}: {body.strip()[:80]}")
             time.sleep(0.2)
 
+    stats_errors: list[str] = []
+
+    def servers_down() -> bool:
+        # A stats read is a probe, not a measured request: one that fails is asked again.
+        try:
+            return all(r["status"].startswith("DOWN") for r in stats_csv(c) if r["svname"] in names)
+        except CheckFailed as exc:
+            stats_errors.append(str(exc))
+            return False
+
+    if c.vip_watch:  # not while the VIP settles after the previous check: a move resets connections in flight
+        wait_until(f"the VIP claimed by one director for {STEADY_VIP_S} s", lambda: c.vip_watch.steady(STEADY_VIP_S), 120, 1)
     worker = threading.Thread(target=load, daemon=True)
     worker.start()
     try:
         time.sleep(3)
         guests.power_off(host)
-        wait_until(f"{host}'s servers DOWN", lambda: all(r["status"].startswith("DOWN") for r in stats_csv(c) if r["svname"] in names), 90, 2)
+        try:
+            wait_until(f"{host}'s servers DOWN", servers_down, 90, 2)
+        except Timeout as exc:
+            raise CheckFailed(f"{exc}; stats page reads failed {len(stats_errors)} times, last: {stats_errors[-1:]}") from exc
         time.sleep(3)
     finally:
         stop.set()
@@ -316,15 +347,22 @@ CHECKS: list[tuple[str, Callable[[Cluster], str]]] = [
 ]
 
 
+def vip_moves(c: Cluster, since: float) -> str:
+    """For a check's detail: who claimed the VIP while it ran, when that was more than one node."""
+    holders = c.vip_watch.holders_since(since) if c.vip_watch else []
+    return f"; VIP claimed by {' -> '.join(holders)}" if len(set(holders)) > 1 else ""
+
+
 def run_checks(c: Cluster, log: Callable[[str], None]) -> list[CheckResult]:
     results = []
     for name, fn in CHECKS:
         log(f"check: {name}")
-        start = time.monotonic()
+        start, since = time.monotonic(), time.time()
         try:
             detail, ok = fn(c), True
         except Exception as exc:  # noqa: BLE001 - a failed check is a row in the table, the others still run
             detail, ok = f"{type(exc).__name__}: {exc}", False
+        detail += vip_moves(c, since)
         results.append(CheckResult(name, ok, time.monotonic() - start, detail))
-        log(f"check: {name}: {'PASS' if ok else 'FAIL'} ({detail[:300]})")
+        log(f"check: {name}: {'PASS' if ok else 'FAIL'} ({detail[:600]})")
     return results

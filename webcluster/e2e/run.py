@@ -20,7 +20,7 @@ from webcluster.stackfile import load_stack_file, stack_path
 from webcluster.topology import Topology
 
 from . import guests, network, timeline
-from .checks import CheckResult, Cluster, run_checks
+from .checks import CheckResult, Cluster, run_checks, watch_vip
 from .image import GuestImage, ensure_image
 from .qmp import QmpError
 from .recording import PlanRecording, record
@@ -178,7 +178,11 @@ def e2e_run(stack: str, keep: bool) -> Report:
         if not (all(guests.snapshot_matches(g, key) for g in plan.guests) and restored(plan, image, report)):
             provision(plan, image, key, report)
         start = time.monotonic()
-        report.checks = run_checks(Cluster(topology, plan), log)
+        watch = watch_vip(topology, plan)
+        try:
+            report.checks = run_checks(Cluster(topology, plan, watch), log)
+        finally:
+            watch.stop()
         report.timed("tests", start)
     except Exception as exc:  # noqa: BLE001 - reported in the table; cleanup below runs anyway
         report.error = f"{type(exc).__name__}: {exc}"
