@@ -23,7 +23,6 @@ from typing import Optional
 
 from ..netns import exec_argv
 
-ETH_P_ALL = 0x0003
 ETH_P_ARP = 0x0806
 LIFETIME_S = 4 * 3600  # the listener's own bound, should its parent die without stopping it
 
@@ -39,7 +38,8 @@ def claimer(frame: bytes, address: str) -> Optional[str]:
 
 def listen(interface: str, address: str, seconds: float) -> None:
     """Print `<epoch> <mac>` for every claim of `address` heard on `interface`, for `seconds`."""
-    with socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL)) as s:
+    # ARP frames only: the load's traffic on the same bridge never reaches this process.
+    with socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ARP)) as s:
         s.bind((interface, 0))
         s.settimeout(1)
         end = time.monotonic() + seconds
