@@ -59,3 +59,24 @@ def running_lab(stack: Path) -> Iterator["LabContext"]:
             yield LabContext.current()
         finally:
             lifecycle.down(progress=quiet)
+
+
+@contextmanager
+def bridged_namespaces(hub: str, holders: dict[str, str]) -> Iterator[None]:
+    """Namespace `hub` with bridge br0, and one namespace per `holders` key whose eth0 (MAC =
+    the value) is a port of br0: a LAN segment to hear and send ARP on. Removed afterwards."""
+    from webcluster import netns
+
+    try:
+        netns.add_netns(hub)
+        netns.ip("-n", hub, "link", "add", "br0", "type", "bridge")
+        netns.ip("-n", hub, "link", "set", "br0", "up")
+        for i, (ns, mac) in enumerate(holders.items()):
+            netns.add_netns(ns)
+            netns.ip("-n", hub, "link", "add", f"p{i}", "type", "veth", "peer", "name", "eth0", "netns", ns)
+            netns.ip("-n", hub, "link", "set", f"p{i}", "master", "br0", "up")
+            netns.ip("-n", ns, "link", "set", "eth0", "address", mac, "up")
+        yield
+    finally:
+        for ns in (hub, *holders):
+            netns.del_netns(ns)

@@ -213,33 +213,18 @@ def test_a_failed_restore_falls_back_to_provisioning(monkeypatch) -> None:
 
 def test_arp_answers_names_every_holder_of_an_address() -> None:
     """The failover check's view (arping on a bridge): nobody, one holder, two holders (split brain)."""
-    import subprocess
-
+    from conftest import bridged_namespaces
     from webcluster import netns
     from webcluster.e2e.checks import arp_answers
 
-    def ip(*args: str) -> None:
-        subprocess.run(["ip", *args], check=True, capture_output=True, timeout=10)
-
     hub, holders = "hwt-arp-hub", {"hwt-arp-a": "02:00:00:00:0a:01", "hwt-arp-b": "02:00:00:00:0b:01"}
-    try:
-        netns.add_netns(hub)
-        ip("-n", hub, "link", "add", "br0", "type", "bridge")
-        ip("-n", hub, "addr", "add", "192.0.2.1/24", "dev", "br0")
-        ip("-n", hub, "link", "set", "br0", "up")
-        for i, (ns, mac) in enumerate(holders.items()):
-            netns.add_netns(ns)
-            ip("-n", hub, "link", "add", f"p{i}", "type", "veth", "peer", "name", "eth0", "netns", ns)
-            ip("-n", hub, "link", "set", f"p{i}", "master", "br0", "up")
-            ip("-n", ns, "link", "set", "eth0", "address", mac, "up")
+    with bridged_namespaces(hub, holders):
+        netns.ip("-n", hub, "addr", "add", "192.0.2.1/24", "dev", "br0")
         assert arp_answers(hub, "br0", "192.0.2.200") == set()
-        ip("-n", "hwt-arp-a", "addr", "add", "192.0.2.200/24", "dev", "eth0")
+        netns.ip("-n", "hwt-arp-a", "addr", "add", "192.0.2.200/24", "dev", "eth0")
         assert arp_answers(hub, "br0", "192.0.2.200") == {holders["hwt-arp-a"]}
-        ip("-n", "hwt-arp-b", "addr", "add", "192.0.2.200/24", "dev", "eth0", "nodad")
+        netns.ip("-n", "hwt-arp-b", "addr", "add", "192.0.2.200/24", "dev", "eth0", "nodad")
         assert arp_answers(hub, "br0", "192.0.2.200") == set(holders.values())
-    finally:
-        for ns in (hub, *holders):
-            netns.del_netns(ns)
 
 
 def test_probe_ports_probes_every_target_at_once_and_reads_each_result(monkeypatch) -> None:

@@ -8,6 +8,7 @@ import subprocess
 import time
 
 import pytest
+from conftest import bridged_namespaces
 
 from webcluster import netns
 from webcluster.e2e import checks
@@ -37,38 +38,25 @@ def test_the_watch_hears_each_node_that_claims_the_vip_in_order() -> None:
     """Two nodes on a bridge announce the VIP one after the other (gratuitous ARP, as keepalived
     does on a takeover): the watch names both, in order, and the VIP is not steady."""
 
-    def ip(*args: str) -> None:
-        subprocess.run(["ip", *args], check=True, capture_output=True, timeout=10)
-
     hub, holders = "hwt-vw-hub", {"hwt-vw-a": "02:00:00:00:0a:01", "hwt-vw-b": "02:00:00:00:0b:01"}
-    watch = None
-    try:
-        netns.add_netns(hub)
-        ip("-n", hub, "link", "add", "br0", "type", "bridge")
-        ip("-n", hub, "link", "set", "br0", "up")
-        for i, (ns, mac) in enumerate(holders.items()):
-            netns.add_netns(ns)
-            ip("-n", hub, "link", "add", f"p{i}", "type", "veth", "peer", "name", "eth0", "netns", ns)
-            ip("-n", hub, "link", "set", f"p{i}", "master", "br0", "up")
-            ip("-n", ns, "link", "set", "eth0", "address", mac, "up")
-            ip("-n", ns, "addr", "add", f"{VIP}/24", "dev", "eth0", "nodad")
-        watch = VipWatch(hub, "br0", VIP, {mac: ns.rsplit("-", 1)[1] for ns, mac in holders.items()})
-        since = time.time()
-        time.sleep(1)  # the listener is up
-        assert watch.steady(5)
+    with bridged_namespaces(hub, holders):
         for ns in holders:
-            subprocess.run(netns.exec_argv(ns, ["arping", "-U", "-c", "2", "-w", "3", "-I", "eth0", VIP]), capture_output=True, timeout=15)
-        deadline = time.monotonic() + 10
-        while len(watch.holders_since(since)) < 2 and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert watch.holders_since(since) == ["a", "b"]
-        assert not watch.steady(30)
-        assert watch.holders_since(time.time()) == []
-    finally:
-        if watch:
+            netns.ip("-n", ns, "addr", "add", f"{VIP}/24", "dev", "eth0", "nodad")
+        watch = VipWatch(hub, "br0", VIP, {mac: ns.rsplit("-", 1)[1] for ns, mac in holders.items()})
+        try:
+            since = time.time()
+            time.sleep(1)  # the listener is up
+            assert watch.steady(5)
+            for ns in holders:
+                subprocess.run(netns.exec_argv(ns, ["arping", "-U", "-c", "2", "-w", "3", "-I", "eth0", VIP]), capture_output=True, timeout=15)
+            deadline = time.monotonic() + 10
+            while len(watch.holders_since(since)) < 2 and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert watch.holders_since(since) == ["a", "b"]
+            assert not watch.steady(30)
+            assert watch.holders_since(time.time()) == []
+        finally:
             watch.stop()
-        for ns in (hub, *holders):
-            netns.del_netns(ns)
 
 
 class FakeWatch:
