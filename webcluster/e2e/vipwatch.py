@@ -18,10 +18,10 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 from typing import Optional
 
 from ..netns import exec_argv
+from .recording import ROOT
 
 ETH_P_ARP = 0x0806
 LIFETIME_S = 4 * 3600  # the listener's own bound, should its parent die without stopping it
@@ -55,14 +55,13 @@ def listen(interface: str, address: str, seconds: float) -> None:
 
 class VipWatch:
     """The listener running in `netns`, its claims collected by a reader thread.
-    `names`: MAC -> node name, for messages."""
+    `names`: MAC (lower case, as `claimer` gives it) -> node name, for messages."""
 
     def __init__(self, netns: str, interface: str, address: str, names: dict[str, str]):
-        self.names = {m.lower(): n for m, n in names.items()}
+        self.names = names
         self.claims: list[tuple[float, str]] = []  # (epoch, node name or MAC)
         argv = exec_argv(netns, [sys.executable, "-m", __name__, interface, address, str(LIFETIME_S)])
-        root = Path(__file__).resolve().parents[2]  # where `webcluster` is importable from
-        self._proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=root)
+        self._proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=ROOT)  # `webcluster` importable
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
