@@ -146,6 +146,32 @@ def test_haproxy_carries_the_seeds_deviations(dev_plan: ClusterPlan) -> None:
         assert "bind 127.0.0.1:7001" in cfg["frontend health"]
 
 
+def test_haproxy_replays_only_safe_requests_and_limits_connections(dev_plan: ClusterPlan) -> None:
+    """Issue #13: GET/HEAD only, never after a response timeout; maxconn with a queue; slowloris timeout."""
+    for director in DIRECTORS:
+        cfg = sections(text(dev_plan, director, "/etc/haproxy/haproxy.cfg"))
+        assert "maxconn 4096" in cfg["global"]
+        assert {"timeout queue 5000", "timeout http-request 5000", "timeout server 3000"} <= set(cfg["defaults"])
+        assert any(line.startswith("default-server ") and " maxconn 64 " in line for line in cfg["defaults"])
+        for backend in ("http-servers", "http-servers-g"):
+            directives = cfg[f"backend {backend}"]
+            assert "retry-on conn-failure empty-response junk-response" in directives
+            assert "http-request disable-l7-retry if !METH_GET !METH_HEAD" in directives
+        everything = [line for lines in cfg.values() for line in lines]
+        assert not [line for line in everything if "all-retryable-errors" in line or "response-timeout" in line]
+        for backend in ("tcp-servers", "tcp-servers-g"):
+            assert not [line for line in cfg[f"backend {backend}"] if "retry-on" in line or "l7-retry" in line]
+
+
+def test_haproxy_limits_follow_the_tuning_keys() -> None:
+    tuning = {"maxconn": 9000, "serverMaxconn": 7, "timeoutQueueMs": 1234, "timeoutHttpRequestMs": 2345}
+    config = StackConfig.model_validate({"cluster": {"haproxy": {"tuning": tuning}}})
+    cfg = sections(text(render_cluster(config), "cluster1", "/etc/haproxy/haproxy.cfg"))
+    assert "maxconn 9000" in cfg["global"]
+    assert {"timeout queue 1234", "timeout http-request 2345"} <= set(cfg["defaults"])
+    assert any(line.startswith("default-server ") and " maxconn 7 " in line for line in cfg["defaults"])
+
+
 def test_keepalived_priorities_router_ids_vips_and_check_script(dev_plan: ClusterPlan) -> None:
     for director, (priority, state, *_rest) in DIRECTORS.items():
         conf = text(dev_plan, director, "/etc/keepalived/keepalived.conf")
@@ -336,7 +362,7 @@ def test_steps_use_files_installed_by_them_or_earlier(plan: ClusterPlan) -> None
 
 
 def test_content_and_container_steps_carry_their_files(dev_plan: ClusterPlan) -> None:
-    pages = {"index.php", "index1.php", "pi.php", "imagen.html", "imagen.jpg"}
+    pages = {"index.php", "index1.php", "pi.php", "imagen.html", "imagen.jpg", "record.php"}
     gluster = dev_plan.nodes["cluster2"].step("30-content")
     assert {Path(p).name for p in gluster.files} == pages
     assert gluster.script.count("/gluster/gfs-r/www") and "/nfs" not in gluster.script

@@ -101,6 +101,10 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, str]]] = {
     ),
     "service on the ssh port": ({"cluster.haproxy.services[1].port": 22}, {"cluster.haproxy.services[1].port": "port 22 is already used on the directors by sshd"}),
     "stats on the dns port": ({"cluster.haproxy.stats.port": 53}, {"cluster.haproxy.stats.port": "port 53 is already used on the directors by dnsmasq"}),
+    "maxconn below the server slots": (
+        {"cluster.haproxy.tuning.maxconn": 1000, "cluster.haproxy.tuning.serverMaxconn": 100},
+        {"cluster.haproxy.tuning.maxconn": "1000 is less than serverMaxconn 100 x 24 server lines = 2400"},
+    ),
     "health port on the ssh port": ({"cluster.haproxy.tuning.healthPort": 22}, {"cluster.haproxy.tuning.healthPort": "by sshd"}),
     "stats on a service port": ({"cluster.haproxy.stats.port": 9000}, {"cluster.haproxy.stats.port": "port 9000 is already used by cluster.haproxy.services[2].port"}),
     "service with an empty container list": (

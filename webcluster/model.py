@@ -301,7 +301,30 @@ class Stats(Strict):
 class HaproxyTuning(Strict):
     timeout_connect_ms: int = Field(1000, ge=100, le=60000, description="`timeout connect`. The seed's 5000 makes a client wait 5 s per try on a dead host; with retries + redispatch 1 s is enough on a LAN.")
     timeout_client_ms: int = Field(3000, ge=100, le=600000, description="`timeout client` (seed: 3000).")
-    timeout_server_ms: int = Field(3000, ge=100, le=600000, description="`timeout server` (seed: 3000).")
+    timeout_server_ms: int = Field(
+        3000,
+        ge=100,
+        le=600000,
+        description="`timeout server` (seed: 3000): how long a server may take to start answering. The slowest page is pi.php at its clamp (n = 10,000,000): 0.24 s on one core of the build machine, so 3 s leaves it a 12-fold margin (a loaded or slow host). A response timeout is never replayed, so raise this when your slowest page takes longer, rather than let it fail with a 504.",
+    )
+    timeout_queue_ms: int = Field(
+        5000, ge=100, le=600000, description="`timeout queue`: how long a request may wait in HAProxy for a free slot (`serverMaxconn`) before it gets a 503."
+    )
+    timeout_http_request_ms: int = Field(
+        5000,
+        ge=100,
+        le=600000,
+        description="`timeout http-request`: the time a client has to send a complete request header (and between requests on a kept-alive connection), so slow clients (slowloris) cannot hold connections open.",
+    )
+    maxconn: int = Field(
+        4096, ge=1, le=1_000_000, description="Global `maxconn`: connections one HAProxy accepts at once; beyond it, clients wait in the kernel's accept queue. Must be at least `serverMaxconn` times the number of server lines."
+    )
+    server_maxconn: int = Field(
+        64,
+        ge=1,
+        le=100_000,
+        description="Per-server `maxconn` (`default-server maxconn`): requests one container gets at once; more wait in HAProxy's queue (at most `timeoutQueueMs`), where they go to the first free server instead of piling up in one Apache.",
+    )
     retries: int = Field(3, ge=0, le=20, description="Connection retries; with `option redispatch 1` every retry goes to another server.")
     check_interval_ms: int = Field(500, ge=100, le=60000, description="Health-check interval (`inter`): a dead container is marked DOWN after `fall` failed checks.")
     fall: int = Field(2, ge=1, le=100, description="Failed checks before a server is DOWN.")

@@ -311,6 +311,7 @@ def _check_services(config: StackConfig) -> Iterator[Problem]:
         for _, k in members:
             if k.docroot != s.storage:
                 yield Problem(f"{base}.containers", f"container {k.name} serves {k.docroot!r}, not the service's storage {s.storage!r}")
+    yield from _check_maxconn(config, sum(len(topo.service_members(s)) for s in c.haproxy.services))
     for j, entry in enumerate(c.admin_networks):
         if entry in ("host", "external", "internal", "heartbeat"):
             continue
@@ -321,6 +322,17 @@ def _check_services(config: StackConfig) -> Iterator[Problem]:
     for j, net in enumerate(c.haproxy.stats.admin_networks):
         if net not in ("external", "internal", "heartbeat"):
             yield Problem(f"cluster.haproxy.stats.adminNetworks[{j}]", f"unknown network {net!r}")
+
+
+def _check_maxconn(config: StackConfig, server_lines: int) -> Iterator[Problem]:
+    """Every server must be able to fill its slots: with fewer global connections than server
+    slots, HAProxy stops accepting before the servers are busy and its queues never form."""
+    t = config.cluster.haproxy.tuning
+    if t.server_maxconn * server_lines > t.maxconn:
+        yield Problem(
+            "cluster.haproxy.tuning.maxconn",
+            f"{t.maxconn} is less than serverMaxconn {t.server_maxconn} x {server_lines} server lines = {t.server_maxconn * server_lines}: raise it or lower cluster.haproxy.tuning.serverMaxconn",
+        )
 
 
 def _why_no_container(config: StackConfig, storage: str) -> str:

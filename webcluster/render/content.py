@@ -1,4 +1,4 @@
-"""The web pages of the seed (index.php, index1.php, pi.php, imagen.html + imagen.jpg)."""
+"""The web pages of the seed (index.php, index1.php, pi.php, imagen.html + imagen.jpg), and record.php."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from .templating import asset
 
 CONTENT_DIR = "/etc/ha-web-cluster/www"
 PI_MAX_N = 10_000_000
+RECORD_MAX_MS = 2000  # record.php's longest wait: below `timeout server`'s default, and one worker for 2 s at most
 TIMEZONE = "Europe/Madrid"
 
 
@@ -19,6 +20,8 @@ def content_files(vip: str) -> dict[str, tuple[str, dict]]:
         "index1.php": ("content/index.php.j2", {**base, "refresh": '<meta http-equiv="refresh" content="1">'}),
         "pi.php": ("content/pi.php.j2", {"max_n": PI_MAX_N}),
         "imagen.html": ("content/imagen.html.j2", {}),
+        # Logs each execution, then waits: how the lab proves a POST is never replayed.
+        "record.php": ("content/record.php.j2", {"max_ms": RECORD_MAX_MS}),
     }
 
 
