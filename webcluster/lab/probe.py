@@ -37,9 +37,13 @@ class Response:
         return m.group(1) if m else None
 
 
-def get(url: str, auth: Optional[tuple[str, str]] = None, cookie: Optional[str] = None, timeout: float = 5, ns: str = CLIENT) -> Response:
-    """One request with curl inside a lab namespace; credentials go on stdin, never on the command line."""
+def get(url: str, auth: Optional[tuple[str, str]] = None, cookie: Optional[str] = None, timeout: float = 5, ns: str = CLIENT,
+        data: Optional[str] = None) -> Response:
+    """One request with curl inside a lab namespace (a POST of `data` when given); credentials go
+    on stdin, never on the command line."""
     argv = ["curl", "-sS", "-i", "--max-time", str(timeout), "--noproxy", "*"]
+    if data is not None:
+        argv += ["--data-raw", data]
     stdin = None
     if auth:
         argv += ["-K", "-"]

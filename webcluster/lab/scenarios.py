@@ -11,7 +11,7 @@ import re
 import time
 from typing import Callable
 
-from . import faults, gluster_tls_proof, pacemaker, probe, security
+from . import faults, gluster_tls_proof, pacemaker, probe, replays, security
 from ..loss import loss_budget
 from ..waiting import wait_until
 from .context import LabContext
@@ -190,11 +190,12 @@ def _alive(lab: LabContext, host: str, container: str) -> bool:
 
 @scenario
 def docker_host_cut(lab: LabContext) -> list[str]:
-    """A whole Docker host unplugged: its containers DOWN; in HTTP mode no request fails.
+    """A whole Docker host unplugged: its containers DOWN; every new request is served.
 
-    In TCP mode a request already forwarded to the vanished host cannot be replayed by a
-    layer-4 proxy, so at most the requests in flight on that host fail (bounded by the
-    client's concurrency); every new connection is redispatched.
+    A request already forwarded to the vanished host gets no answer: a layer-4 proxy cannot
+    replay it, and in HTTP mode it ends in a response timeout, which HAProxy does not replay
+    (the server may still have run it; issue #13). So at most the requests in flight on that
+    host fail (bounded by the client's concurrency); every new connection is redispatched.
     """
     host = lab.topo.cluster.backends[-1].name
     mine = lab.containers_of(host)
@@ -203,7 +204,7 @@ def docker_host_cut(lab: LabContext) -> list[str]:
         for svc in _nfs_services(lab):
             result = _under_load(lab, svc.port, lambda: lab.cut(host))
             took = _wait_states(lab, mine, "DOWN")
-            assert result["failed"] <= loss_budget(svc.mode.value, LOAD_CONCURRENCY), f"{svc.name}: {result['failed']} requests failed: {result['failures']}"
+            assert result["failed"] <= loss_budget(svc.mode.value, LOAD_CONCURRENCY, silent=True), f"{svc.name}: {result['failed']} requests failed: {result['failures']}"
             notes.append(f"{svc.name}: {host} cut, its {len(mine)} containers DOWN within {took:.1f} s more, {result['ok']}/{result['requests']} OK ({result['failed']} in flight lost), longest gap {result['longest_gap_s']:.2f} s")
             lab.restore(host)
             _wait_states(lab, mine, "UP", timeout=15)
@@ -238,7 +239,7 @@ def gluster_server_cut(lab: LabContext) -> list[str]:
 
 
 # The secure-by-default proofs (security.py), after the seed's tests.
-for _proof in security.PROOFS + gluster_tls_proof.PROOFS:
+for _proof in security.PROOFS + gluster_tls_proof.PROOFS + replays.PROOFS:
     scenario(_proof)
 
 
