@@ -20,7 +20,7 @@ from ..waiting import wait_until
 from . import apache, faults, probe, processes
 from .context import LabContext
 
-PAGE_WAIT_MS = 1500  # record.php's wait: the kill lands while the request runs
+PAGE_WAIT_MS = 1500  # record.php's wait: the kill lands while the request runs (well inside `timeout server`)
 FIND_TIMEOUT_S = 5.0  # until a container logged the request
 CLIENT_TIMEOUT_S = 15.0
 SETTLE_S = 0.5  # after the answer, for a replay's log line to be written
@@ -42,7 +42,8 @@ def _kill_mid_request(lab: LabContext, method: str) -> tuple[probe.Response, str
     """Send one request, kill the container running it, restart it: (the client's answer, the victim, executions)."""
     svc = lab.services_by("http", "nfs")[0]
     request_id = uuid.uuid4().hex
-    url = lab.url(svc.port, f"/record.php?id={request_id}&ms={PAGE_WAIT_MS}")
+    wait_ms = min(PAGE_WAIT_MS, lab.topo.cluster.haproxy.tuning.timeout_server_ms // 2)
+    url = lab.url(svc.port, f"/record.php?id={request_id}&ms={wait_ms}")
     answer: list[probe.Response] = []
     data: Optional[str] = f"order={request_id}" if method == "POST" else None
     client = threading.Thread(target=lambda: answer.append(probe.get(url, timeout=CLIENT_TIMEOUT_S, data=data)), daemon=True)
