@@ -257,7 +257,7 @@ def test_containers_and_mounts_of_each_docker_host(dev_plan: ClusterPlan, host: 
     assert defined == {f"/etc/ha-web-cluster/containers/{name}.env" for name, _, _ in CONTAINERS[host]}
     for name, port, docroot in CONTAINERS[host]:
         env = set(lines(text(dev_plan, host, f"/etc/ha-web-cluster/containers/{name}.env")))
-        assert {f"NAME={name}", "IMAGE=php:apache", f"HOST_PORT={port}", "CONTAINER_PORT=80", f"DOCROOT={docroot}"} <= env
+        assert {f"NAME={name}", "IMAGE=php:8.2.29-apache-bookworm", f"HOST_PORT={port}", "CONTAINER_PORT=80", f"DOCROOT={docroot}"} <= env
     fstab = lines(text(dev_plan, host, "/etc/ha-web-cluster/fstab"))
     assert fstab[0] == "nas:/ /nfs nfs auto,nofail,bg,rsize=8192,wsize=8192 0 0"
     assert fstab[1].startswith("gluster1:/gv0 /gluster/gfs-r glusterfs defaults,_netdev") and fstab[1].endswith(" 0 0")

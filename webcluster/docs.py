@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from enum import Enum
-from typing import Any, get_args, get_origin
+from typing import Annotated, Any, get_args, get_origin
 
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
@@ -14,6 +14,8 @@ from .model import SECRET_KEYS, StackConfig
 
 def _type_name(annotation: Any) -> str:
     origin = get_origin(annotation)
+    if origin is Annotated:  # a type with its validators: the type is what a user writes
+        return _type_name(get_args(annotation)[0])
     if origin is None:
         if isinstance(annotation, type) and issubclass(annotation, Enum):
             return " \\| ".join(f"`{m.value}`" for m in annotation)

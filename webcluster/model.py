@@ -9,10 +9,11 @@ Cross-field rules live in :mod:`webcluster.validation`.
 from __future__ import annotations
 
 import ipaddress
+import re
 from enum import Enum
 from typing import Annotated, Any, Callable, ClassVar, Literal, Optional
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 
@@ -471,8 +472,89 @@ class Gluster(Strict):
     )
 
 
+# Docker's reference grammar (distribution/reference): [registry[:port]/]path[:tag][@digest].
+_IMAGE_NAME = r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*(?::\d+)?/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
+IMAGE_REFERENCE = re.compile(rf"^{_IMAGE_NAME}(?::[A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}})?(?:@sha256:[a-f0-9]{{64}})?$")
+# Linux capabilities Docker's --cap-add knows (capabilities(7)), without the CAP_ prefix.
+CAPABILITIES = frozenset({
+    "AUDIT_CONTROL", "AUDIT_READ", "AUDIT_WRITE", "BLOCK_SUSPEND", "BPF", "CHECKPOINT_RESTORE", "CHOWN", "DAC_OVERRIDE",
+    "DAC_READ_SEARCH", "FOWNER", "FSETID", "IPC_LOCK", "IPC_OWNER", "KILL", "LEASE", "LINUX_IMMUTABLE", "MAC_ADMIN",
+    "MAC_OVERRIDE", "MKNOD", "NET_ADMIN", "NET_BIND_SERVICE", "NET_BROADCAST", "NET_RAW", "PERFMON", "SETFCAP",
+    "SETGID", "SETPCAP", "SETUID", "SYS_ADMIN", "SYS_BOOT", "SYS_CHROOT", "SYS_MODULE", "SYS_NICE", "SYS_PACCT",
+    "SYS_PTRACE", "SYS_RAWIO", "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "SYSLOG", "WAKE_ALARM",
+})
+
+
+def _image_reference(value: str) -> str:
+    """A Docker image reference that names a version: a tag or a digest (none means `:latest`, which floats)."""
+    if not IMAGE_REFERENCE.match(value):
+        raise ValueError(f"{value!r} is not a Docker image reference ([registry/]name[:tag][@sha256:digest])")
+    if ":" not in value.rsplit("/", 1)[-1] and "@" not in value:
+        raise ValueError(f"{value!r} names no tag or digest, so Docker takes the floating `:latest`; give a version tag such as `php:8.2.29-apache-bookworm`")
+    return value
+
+
+def _capability(value: str) -> str:
+    if value not in CAPABILITIES:
+        raise ValueError(f"{value!r} is not a Linux capability; one of {', '.join(sorted(CAPABILITIES))} (without `CAP_`)")
+    return value
+
+
+Capability = Annotated[str, AfterValidator(_capability)]
+TMPFS_PATH = r"^/[A-Za-z0-9_./-]+$"
+
+
 class Docker(Strict):
-    image: str = Field("php:apache", description="Container image of every web container.")
+    image: Annotated[str, AfterValidator(_image_reference)] = Field(
+        "php:8.2.29-apache-bookworm",
+        description="Container image of every web container: a version tag or digest, never the floating `php:apache` (the same reference on every host, and a rebuild on Docker Hub cannot change what runs unnoticed). Changing it pulls the new image on each Docker host (`docker pull` when absent) and replaces every container; the old containers keep serving until the pull succeeded.",
+    )
+    cap_add: list[Capability] = Field(
+        default_factory=lambda: ["KILL", "SETGID", "SETUID"],
+        description="The only capabilities a container keeps (`--cap-drop ALL`, then `--cap-add` these). Apache's root parent switches its children to www-data (`SETUID`, `SETGID`: setuid, setgroups) and signals them on a stop or graceful restart (`KILL`: they no longer share its user; without it a `SIGTERM` leaves them running, \"could not make child process exit\"). Port 80 needs no `NET_BIND_SERVICE`: Docker (20.10 and later) sets `net.ipv4.ip_unprivileged_port_start=0` in each container's network namespace; add it for an older Docker. Neither the entrypoint nor Apache chowns or reads anything root does not own, so `CHOWN`, `DAC_OVERRIDE`, `FOWNER` and the rest of Docker's default set stay dropped.",
+    )
+    no_new_privileges: bool = Field(
+        True, description="`--security-opt no-new-privileges`: no process in a container gains privileges through a set-user-ID file or file capabilities. Apache changes user by setuid(2), which this does not touch."
+    )
+    memory_mib: int = Field(
+        256, ge=16, le=262144,
+        description="Memory limit of each container, MiB (`--memory`, and `--memory-swap` the same: no swap on top). Apache's prefork parent and its few idle children take tens of MiB; the rest is headroom for pages such as pi.php. Over the limit the kernel kills a child inside the container, not a process of the host.",
+    )
+    cpus: float = Field(
+        1.0, ge=0.01, le=64,
+        description="CPU limit of each container, in CPUs (`--cpus`, at most two decimals): one busy container cannot take its Docker host's other CPUs from its neighbours. At most the host's vCPUs (Docker refuses more).",
+    )
+    pids_limit: int = Field(
+        256, ge=16, le=65536,
+        description="Most processes and threads in one container (`--pids-limit`): a fork bomb in a page stays inside. Apache's prefork runs at most `MaxRequestWorkers` (150) children plus its parent.",
+    )
+    read_only: bool = Field(
+        True,
+        description="Read-only root filesystem (`--read-only`): a compromised page cannot change the image's files (Apache, PHP, their configuration). Apache writes only to `tmpfs`; logs go to the container's output (php:apache links them to stdout/stderr).",
+    )
+    tmpfs: list[Annotated[str, Field(pattern=TMPFS_PATH)]] = Field(
+        default_factory=lambda: ["/var/run/apache2", "/var/lock/apache2", "/tmp"],
+        description="Writable in-memory directories of each container (`--tmpfs PATH:rw,nosuid,nodev,noexec,size=...`): Apache's pid file and runtime directory, its lock directory, PHP's temporary files. Empty at every start.",
+    )
+    tmpfs_mib: int = Field(16, ge=1, le=4096, description="Size limit of each `tmpfs` directory, MiB (counted in the container's memory).")
+
+    @field_validator("cpus")
+    @classmethod
+    def _cpus_in_hundredths(cls, value: float) -> float:
+        """Docker parses `--cpus` exactly; two decimals keep the rendered value and `NanoCpus` exact."""
+        if round(value, 2) != value:
+            raise ValueError(f"{value} has more than two decimals (Docker's `--cpus` granularity is 0.01)")
+        return value
+
+    @property
+    def nano_cpus(self) -> int:
+        """`--cpus` as Docker stores it (HostConfig.NanoCpus)."""
+        return round(self.cpus * 100) * 10_000_000
+
+    @property
+    def cpus_arg(self) -> str:
+        """`--cpus` as rendered: shortest exact decimal (`1`, `0.5`)."""
+        return f"{round(self.cpus * 100) / 100:g}"
     docroot_subdir: str = Field("www", pattern=r"^[A-Za-z0-9_.-]+$", description="Folder inside each storage's mount used as docroot (`/nfs/raid/www`, `/gluster/gfs-r/www`).")
     nfs_mountpoint: str = Field("/nfs", description="Where Docker hosts mount the NAS's NFSv4 root.")
 

@@ -273,6 +273,8 @@ def _check_backends(config: StackConfig) -> Iterator[Problem]:
                 yield Problem(f"cluster.backends[{i}].containers[{j}].docroot", f"unknown storage {k.docroot!r} (known: {', '.join(sorted(storages))})")
             if k.port in reserved or k.port == 22:
                 yield Problem(f"cluster.backends[{i}].containers[{j}].port", f"port {k.port} is reserved")
+        if b.containers and c.docker.cpus > b.resources.vcpus:
+            yield Problem("cluster.docker.cpus", f"{c.docker.cpus_arg} CPUs per container, but Docker host {b.name} has {b.resources.vcpus} (cluster.backends[{i}].resources.vcpus); Docker refuses a limit above the host's CPUs")
 
 
 def _check_services(config: StackConfig) -> Iterator[Problem]:

@@ -17,7 +17,7 @@ from typing import Callable, Optional
 
 from webcluster.topology import ROLE_BACKEND, ROLE_DIRECTOR, ROLE_GLUSTER, ROLE_NAS, Topology
 
-from . import guests, network
+from . import guests, hardening, network
 from .recording import PlanRecording
 from ..loss import loss_budget
 from ..waiting import Timeout, wait_until
@@ -146,6 +146,25 @@ def check_container_ports(c: Cluster) -> str:
         found = probe_ports(c, node, targets)
         must(all(r.rc == 28 and not r.connected for r in found.values()), f"from {node}: {[t for t, r in found.items() if r.connected or r.rc != 28]} not dropped ({found})")
     return f"{len(ports)} published ports answer {director}, dropped for {len(outsiders)} other nodes"
+
+
+def check_container_hardening(c: Cluster) -> str:
+    """Every container runs the configured image with the least-privilege settings of
+    `cluster.docker` (`docker inspect` on each Docker host), and serves: each answers a director."""
+    d = c.topology.cluster.docker
+    found: list[str] = []
+    for b in c.topology.cluster.backends:
+        names = [ct.name for ct in b.containers]
+        if not names:
+            continue
+        out = on(c, b.name, "docker inspect " + " ".join(names), timeout=120)
+        wrong = hardening.problems(out, names, d)
+        must(not wrong, f"{b.name}: " + "; ".join(wrong))
+        found += names
+    director = c.nodes(ROLE_DIRECTOR)[0]
+    answered = probe_ports(c, director, [(a, p) for _, a, p in published_ports(c)])
+    must(all(r.rc == 0 for r in answered.values()), f"from {director}: {answered}")
+    return f"{len(found)} containers: {hardening.summary(d)}; all answer {director}"
 
 
 def check_raid(c: Cluster) -> str:
@@ -340,6 +359,7 @@ def check_docker_host_down(c: Cluster) -> str:
 CHECKS: list[tuple[str, Callable[[Cluster], str]]] = [
     ("services through the VIP", check_services),
     ("container ports only from the directors", check_container_ports),
+    ("containers hardened (docker inspect) and serving", check_container_hardening),
     ("RAID member fail/remove/re-add", check_raid),
     ("bond NIC unplugged", check_bond),
     ("Gluster server disconnected", check_gluster),

@@ -34,7 +34,7 @@ IMAGES = STATE / "images"
 DEBS = STATE / "debs"  # debootstrap's download cache, shared by both rootfs builds
 DISK_MIB = 10 * 1024  # as the program's ROOT_DISK_MIB
 STANDIN_TAR = "/var/lib/hawc-e2e/php-apache.tar"
-BUILD_VERSION = "5"  # bump when the recipe below changes
+BUILD_VERSION = "6"  # bump when the recipe below changes
 
 # What a Debian 12 genericcloud image has that the steps rely on (ifupdown networking, cloud-init, sshd).
 BASE_PACKAGES = (
@@ -76,11 +76,19 @@ STANDIN_EXCLUDED = ("proc", "sys", "dev", "usr/share/doc", "usr/share/man", "usr
                     "usr/share/i18n")
 STANDIN_FILES: dict[str, str] = {
     "/usr/local/bin/apache2-foreground": (
-        "#!/bin/sh\n# As php:apache's entrypoint: Apache in the foreground, logs to the container's output.\nset -e\n"
-        ". /etc/apache2/envvars\nmkdir -p \"$APACHE_RUN_DIR\" \"$APACHE_LOCK_DIR\" \"$APACHE_LOG_DIR\"\n"
-        "rm -f \"$APACHE_PID_FILE\"\nln -sfT /dev/stderr \"$APACHE_LOG_DIR/error.log\"\n"
-        "ln -sfT /dev/stdout \"$APACHE_LOG_DIR/access.log\"\nexec apache2 -DFOREGROUND \"$@\"\n"
+        "#!/bin/sh\n# As php:apache's entrypoint: Apache in the foreground, logs to the container's output.\n"
+        "# Writes nothing but the pid file: the root filesystem is read-only, the run and lock\n"
+        "# directories are tmpfs (cluster.docker.tmpfs), the log links are made at build time.\nset -e\n"
+        ". /etc/apache2/envvars\nmkdir -p \"$APACHE_RUN_DIR\" \"$APACHE_LOCK_DIR\"\n"
+        "rm -f \"$APACHE_PID_FILE\"\nexec apache2 -DFOREGROUND \"$@\"\n"
     ),
+}
+# As php:apache's Dockerfile: Apache's log files are links to the container's output, made at
+# build time (a read-only root filesystem takes no new file at run time).
+STANDIN_LINKS: dict[str, str] = {
+    "/var/log/apache2/error.log": "/dev/stderr",
+    "/var/log/apache2/access.log": "/dev/stdout",
+    "/var/log/apache2/other_vhosts_access.log": "/dev/stdout",
 }
 
 
@@ -103,7 +111,7 @@ def step_packages(plan: ClusterPlan) -> list[str]:
 def image_key(packages: Iterable[str], container_image: str) -> str:
     """Content hash of the recipe: packages, suite, mirror, files, stand-in image name."""
     recipe = {"v": BUILD_VERSION, "suite": SUITE, "mirror": MIRROR, "packages": sorted(packages), "files": FILES,
-              "standin": [STANDIN_PACKAGES, STANDIN_FILES, STANDIN_CONFIG, STANDIN_EXCLUDED, container_image], "mib": DISK_MIB}
+              "standin": [STANDIN_PACKAGES, STANDIN_FILES, STANDIN_LINKS, STANDIN_CONFIG, STANDIN_EXCLUDED, container_image], "mib": DISK_MIB}
     return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -127,9 +135,7 @@ def ensure_image(plan: ClusterPlan, container_image: str) -> GuestImage:
         _configure(rootfs)
         log("building the php:apache stand-in (Debian apache2 + libapache2-mod-php)")
         standin = _debootstrap(work / "standin", list(STANDIN_PACKAGES), [])
-        _write_files(standin, STANDIN_FILES)
-        (standin / "usr/local/bin/apache2-foreground").chmod(0o755)
-        run(["chroot", str(standin), "a2enmod", "-q", "php8.2"], timeout=60, check=False)
+        finish_standin(standin)
         (rootfs / "var/lib/hawc-e2e").mkdir(parents=True, exist_ok=True)
         layer = work / "layer.tar"
         excludes = [f"--exclude=./{d}/*" for d in STANDIN_EXCLUDED]
@@ -177,6 +183,18 @@ def docker_archive(layer: Path, name: str, out: Path) -> None:
             info.size = len(data)
             archive.addfile(info, io.BytesIO(data))
         archive.add(layer, arcname=layer_name)
+
+
+def finish_standin(standin: Path) -> None:
+    """The stand-in's own files on top of its bootstrap: entrypoint, log links, mod_php enabled."""
+    _write_files(standin, STANDIN_FILES)
+    (standin / "usr/local/bin/apache2-foreground").chmod(0o755)
+    for link, target in STANDIN_LINKS.items():
+        path = standin / link.lstrip("/")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.unlink(missing_ok=True)
+        path.symlink_to(target)
+    run(["chroot", str(standin), "a2enmod", "-q", "php8.2"], timeout=60, check=False)
 
 
 def _debootstrap(target: Path, packages: list[str], dormant: list[str]) -> Path:

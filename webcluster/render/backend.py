@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from ..model import Backend
+from ..model import Backend, Docker
 from ..topology import Topology
 from . import gluster_tls
 from .builder import NodeBuilder
@@ -47,6 +47,19 @@ def container_env_path(name: str) -> str:
     return f"{CONTAINERS_DIR}/{name}.env"
 
 
+def hardening_options(d: Docker) -> list[str]:
+    """`docker run` options of every web container: least privilege and resource limits.
+    They go into each container's definition, so changing one replaces the containers."""
+    opts = ["--cap-drop=ALL", *(f"--cap-add={cap}" for cap in sorted(set(d.cap_add)))]
+    if d.no_new_privileges:
+        opts.append("--security-opt=no-new-privileges")
+    opts += [f"--memory={d.memory_mib}m", f"--memory-swap={d.memory_mib}m", f"--cpus={d.cpus_arg}", f"--pids-limit={d.pids_limit}"]
+    if d.read_only:
+        opts.append("--read-only")
+    opts += [f"--tmpfs={path}:rw,nosuid,nodev,noexec,size={d.tmpfs_mib}m" for path in d.tmpfs]
+    return opts
+
+
 def add_backend(b: NodeBuilder, backend: Backend, storage_ready: dict[str, StepRef]) -> tuple[Step, Step]:
     """Docker and the mounts; returns (mounts step, docker step)."""
     topo = b.topo
@@ -71,7 +84,7 @@ def add_containers(b: NodeBuilder, backend: Backend, after: list[StepRef]) -> St
     topo = b.topo
     files = []
     for k in backend.containers:
-        files.append(b.file(container_env_path(k.name), "backend/container.env.j2", c=k, host=backend.name, bind=backend.address, image=topo.cluster.docker.image, docroot=topo.docroot(k.docroot)))
+        files.append(b.file(container_env_path(k.name), "backend/container.env.j2", c=k, host=backend.name, bind=backend.address, image=topo.cluster.docker.image, docroot=topo.docroot(k.docroot), options=hardening_options(topo.cluster.docker)))
     script = b.file(RECONCILE, "backend/hawc-containers.j2", mode=0o755, definitions=CONTAINERS_DIR)
     files.append(script)
     return b.step(
