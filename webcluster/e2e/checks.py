@@ -163,7 +163,12 @@ def raid_alerts_missing(alert_log: str, system_log: str, event: str, member: str
     return missing
 
 
-def wait_raid_alert(c: Cluster, nas: str, since: str, event: str, member: str, within: float = 120) -> None:
+# How long mdadm's monitor may take to log an event (it hears of one at once; the bound covers its
+# 60 s poll, should the wake-up be missed, and a slow emulated guest).
+RAID_ALERT_WAIT_S = 120
+
+
+def wait_raid_alert(c: Cluster, nas: str, since: str, event: str, member: str, within: float) -> None:
     """The monitor (mdmonitor.service) logged EVENT on MEMBER twice: through the alert script and itself."""
     def logged() -> bool:
         alert_log = on(c, nas, f"journalctl -q -o cat --since @{since} -t {RAID_ALERT_TAG}")
@@ -188,7 +193,7 @@ def check_raid(c: Cluster) -> str:
     since = on(c, nas, "date +%s").strip()
     on(c, nas, f"mdadm {md} --fail {member}")
     services_answer(c, storage_services(c, "nfs"), within=60)
-    wait_raid_alert(c, nas, since, "Fail", member)
+    wait_raid_alert(c, nas, since, "Fail", member, RAID_ALERT_WAIT_S)
     on(c, nas, f"mdadm {md} --remove {member} && mdadm {md} --add {member}")
     wait_until("RAID resync", lambda: "recovery" not in on(c, nas, "cat /proc/mdstat") and "_" not in on(c, nas, "grep -o '\\[[U_]*\\]' /proc/mdstat"), 300, 3)
     services_answer(c, storage_services(c, "nfs"), within=60)
