@@ -218,7 +218,6 @@ def test_the_raid_step_creates_with_spares_and_keeps_the_monitor_running(dev_pla
     script = step.script
     assert '--raid-devices="$RAID_DISKS" --spare-devices="$RAID_SPARES"' in script
     assert 'blank_disks | head -n "$want"' in script and "want=$((RAID_DISKS + RAID_SPARES))" in script
-    assert "systemctl add-wants multi-user.target mdmonitor.service" in script
     assert f'stamp_changed mdmonitor "$MDADM_CONF" {MDMONITOR_DROPIN} || ! systemctl is-active --quiet mdmonitor.service' in script
     # PROGRAM is in mdadm.conf before the array exists (its appearance starts the monitor).
     assert script.index('mdadm_conf_line "PROGRAM "') < script.index("mdadm --create")
