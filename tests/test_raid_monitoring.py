@@ -231,3 +231,16 @@ def test_spare_disks_give_the_nas_more_disks_and_an_alert_command() -> None:
     assert "RAID_DISKS=3\nRAID_SPARES=2\n" in conf and "RAID_MAILADDR=\n" in conf
     assert "ALERT_COMMAND='/usr/local/bin/page-ops \"$@\"'\n" in nas_file(plan, RAID_ALERT)
     assert "+ 2 spares" in plan.nodes["nas"].step("20-raid").description
+
+
+def test_validate_shows_the_spares_and_names_the_key_of_a_bad_one(tmp_path: Path) -> None:
+    from conftest import run_cli
+
+    good = tmp_path / "Pulumi.spare.yaml"
+    good.write_text("config:\n  ha-web-cluster:cluster:\n    nas:\n      raid:\n        spareDisks: 1\n")
+    r = run_cli("validate", "--file", str(good))
+    assert r.returncode == 0 and "RAID5 3x200 MiB + 1 spare on /raid" in r.stdout, r.stdout + r.stderr
+    bad = tmp_path / "Pulumi.raid0.yaml"
+    bad.write_text("config:\n  ha-web-cluster:cluster:\n    nas:\n      raid:\n        level: 0\n        spareDisks: 1\n")
+    r = run_cli("validate", "--file", str(bad))
+    assert r.returncode == 2 and "cluster.nas.raid.spareDisks: RAID0 cannot use spare disks" in r.stdout + r.stderr
