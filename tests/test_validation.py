@@ -127,6 +127,7 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, str]]] = {
     "unknown admin network": ({"cluster.haproxy.stats.adminNetworks": ["internal", "dmz"]}, {"cluster.haproxy.stats.adminNetworks[1]": "unknown network 'dmz'"}),
     "raid6 on 3 disks": ({"cluster.nas.raid.level": 6}, {"cluster.nas.raid.disks": "RAID6 needs at least 4 disks, got 3"}),
     "raid10 on an odd count": ({"cluster.nas.raid.level": 10, "cluster.nas.raid.disks": 5}, {"cluster.nas.raid.disks": "even number"}),
+    "raid0 with a spare": ({"cluster.nas.raid.level": 0, "cluster.nas.raid.spareDisks": 1}, {"cluster.nas.raid.spareDisks": "RAID0 cannot use spare disks"}),
     "bond of one nic": ({"cluster.nas.bond.interfaces": ["enp0s3"]}, {"cluster.nas.bond.interfaces": "at least 2 NICs"}),
     "bond nic twice": ({"cluster.nas.bond.interfaces": ["enp0s3", "enp0s3"]}, {"cluster.nas.bond.interfaces[1]": "interface enp0s3 is already used"}),
     "volumes without servers": ({"cluster.gluster.servers": []}, {"cluster.gluster.servers": "no Gluster server"}),
@@ -206,8 +207,14 @@ def test_libvirt_stack_may_change_the_seed_ports() -> None:
         ({"cluster.nas.raid.level": 4}, "cluster.nas.raid.level", "Input should be 0, 1, 5, 6 or 10"),
         ({"cluster.directors[1].external": "192.168.1.300"}, "cluster.directors[1].external", "IPv4"),
         ({"statsPassword": "hunter2"}, "statsPassword", "is a secret key"),
+        ({"cluster.nas.raid.spareDisks": -1}, "cluster.nas.raid.spareDisks", "greater than or equal to 0"),
+        ({"cluster.nas.raid.spareDisks": 9}, "cluster.nas.raid.spareDisks", "less than or equal to 8"),
+        ({"cluster.nas.raid.alertCommand": "logger one\nrm -rf /"}, "cluster.nas.raid.alertCommand", "should match pattern"),
+        ({"cluster.nas.raid.alertCommand": ""}, "cluster.nas.raid.alertCommand", "at least 1 character"),
+        ({"cluster.nas.raid.alertMail": "ops@example.org, root"}, "cluster.nas.raid.alertMail", "should match pattern"),
     ],
-    ids=["unknown nested key", "unknown key beside a known one", "enum value", "bad address", "secret in the model values"],
+    ids=["unknown nested key", "unknown key beside a known one", "enum value", "bad address", "secret in the model values",
+         "negative spares", "too many spares", "alert command on two lines", "empty alert command", "two mail addresses"],
 )
 def test_field_errors_name_the_key_path(changes: dict[str, Any], path: str, fragment: str) -> None:
     errors = errors_of(values_with(changes))

@@ -403,6 +403,23 @@ class Raid(Strict):
     device: str = Field("/dev/md0", pattern=r"^/dev/md\d+$", description="md device.")
     mountpoint: str = Field("/raid", pattern=r"^/[A-Za-z0-9_./-]+$", description="Where the array's filesystem is mounted (and exported).")
     filesystem: Literal["ext4", "xfs"] = Field("ext4", description="Filesystem on the array.")
+    spare_disks: int = Field(
+        0,
+        ge=0,
+        le=8,
+        description="Hot spare disks: the NAS VM gets this many more disks of `diskSizeMib`, and the array is created with them as spares (`mdadm --create --spare-devices`), so a failed member is rebuilt onto a spare at once. Raising it on an existing array adds blank disks as spares; lowering it removes none. Not with RAID0 (nothing to rebuild).",
+    )
+    alert_command: Optional[str] = Field(
+        None,
+        min_length=1,
+        pattern=r"^[^\n\r\x00]+$",
+        description="Shell command run on every RAID event, after the event is logged to syslog (tag `hawc-raid`; mdadm's own lines have tag `mdadm`). mdadm's monitor runs the rendered `/usr/local/sbin/hawc-raid-alert` as its `PROGRAM`, which runs this command with `/bin/sh -c`, the arguments mdadm passes as the positional parameters: `$1` the event (`Fail`, `DegradedArray`, `SpareActive`, `RebuildFinished`, ...), `$2` the md device, `$3` the member disk when the event has one. So `/usr/local/bin/page-ops \"$@\"` passes them on. It runs as root, at most 60 s (mdadm waits for it); a failure is logged. It is written into the script in plain text: read a token from a file rather than putting it here. `null` (default): syslog only.",
+    )
+    alert_mail: Optional[str] = Field(
+        "root",
+        pattern=r"^[A-Za-z0-9._%+-]+(@[A-Za-z0-9.-]+)?$",
+        description="mdadm's `MAILADDR`: where mdadm mails Fail, DegradedArray, SparesMissing and TestMessage events. `root` (Debian's own default) is the NAS's local root mailbox: nothing leaves the machine (the cloud image has no mail server, so nothing is delivered at all). `null` drops the line (the alert command and syslog still get every event).",
+    )
 
 
 class Bond(Strict):

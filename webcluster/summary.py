@@ -20,7 +20,7 @@ def summarize(stack: LoadedStack) -> str:
         lines.append(f"  director  {d.name:<10} {role:<8} prio {d.priority:<4} {d.external} / {d.internal} / {d.heartbeat}")
     nas = topo.nodes_with_role(ROLE_NAS)[0]
     raid = c.nas.raid
-    lines.append(f"  nas       {nas.name:<10} {c.nas.address} bond0 {c.nas.bond.mode.value} over {'+'.join(c.nas.bond.interfaces)}, RAID{raid.level} {raid.disks}x{raid.disk_size_mib} MiB on {raid.mountpoint}")
+    lines.append(f"  nas       {nas.name:<10} {c.nas.address} bond0 {c.nas.bond.mode.value} over {'+'.join(c.nas.bond.interfaces)}, RAID{raid.level} {raid.disks}x{raid.disk_size_mib} MiB{f' + {raid.spare_disks} spare' if raid.spare_disks else ''} on {raid.mountpoint}")
     gl = topo.nodes_with_role(ROLE_GLUSTER)
     vols = ", ".join(f"{v.name} ({'replica ' + str(v.replica) if v.replica > 1 else 'distribute'})" for v in c.gluster.volumes)
     lines.append(f"  gluster   {len(gl)} servers x {c.gluster.bricks_per_server} bricks: {vols or 'no volumes'}")

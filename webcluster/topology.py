@@ -94,7 +94,7 @@ class Topology:
             out.append(Node(d.name, ROLE_DIRECTOR, tuple(d.aliases), nics, d.resources.vcpus, d.resources.memory_mib, ()))
         nas = c.nas
         slaves = tuple(self._nic(nas.name, i, n, "internal", nas.address, bond="bond0") for i, n in enumerate(nas.bond.interfaces))
-        out.append(Node(nas.name, ROLE_NAS, (), slaves, nas.resources.vcpus, nas.resources.memory_mib, (nas.raid.disk_size_mib,) * nas.raid.disks))
+        out.append(Node(nas.name, ROLE_NAS, (), slaves, nas.resources.vcpus, nas.resources.memory_mib, (nas.raid.disk_size_mib,) * (nas.raid.disks + nas.raid.spare_disks)))
         g = c.gluster
         for s in g.servers:
             nics = (self._nic(s.name, 0, "enp0s3", "internal", s.address, dhcp=True),)

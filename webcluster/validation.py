@@ -353,6 +353,8 @@ def _check_storage(config: StackConfig) -> Iterator[Problem]:
         yield Problem("cluster.nas.raid.disks", f"RAID{raid.level} needs at least {need} disks, got {raid.disks}")
     if raid.level == 10 and raid.disks % 2:
         yield Problem("cluster.nas.raid.disks", "RAID10 needs an even number of disks")
+    if raid.level == 0 and raid.spare_disks:
+        yield Problem("cluster.nas.raid.spareDisks", f"RAID0 cannot use spare disks (nothing to rebuild onto them), got {raid.spare_disks}")
     if len(c.nas.bond.interfaces) < 2:
         yield Problem("cluster.nas.bond.interfaces", "a bond needs at least 2 NICs")
     yield from _duplicates([(f"cluster.nas.bond.interfaces[{i}]", n) for i, n in enumerate(c.nas.bond.interfaces)], "interface")

@@ -290,3 +290,64 @@ def test_a_restore_try_outlasts_ssh_s_own_dial_bound() -> None:
 
     assert f"ConnectTimeout={ssh.CONNECT_TIMEOUT_S}" in ssh.OPTIONS
     assert run.SSH_TRY_S > ssh.CONNECT_TIMEOUT_S
+
+
+def _fake_nas(monkeypatch, journal: dict[str, str]) -> list[str]:
+    """check_raid against a stand-in NAS: `on` answers each command the way the guest does; the
+    journal (by `-t` tag, "" for the whole journal) holds the given lines once a member failed."""
+    from webcluster.e2e import checks
+    from webcluster.waiting import wait_until
+
+    ran: list[str] = []
+    failed = {"yes": False}
+
+    def on(c, node, script, timeout=120):
+        ran.append(script)
+        if "active sync" in script:
+            return "/dev/vdc\n"
+        if "is-active mdmonitor" in script:
+            return "active\n"
+        if script == "date +%s":
+            return "1764583200\n"
+        if "--fail" in script:
+            failed["yes"] = True
+        if script.startswith("journalctl"):
+            assert "--since @1764583200" in script and failed["yes"], script
+            tag = script.split(" -t ", 1)[1] if " -t " in script else ""
+            return journal.get(tag, "")
+        if "grep -o" in script:
+            return "[UUU]\n"
+        return "md0 : active raid5 vdd[3] vdc[1] vdb[0]\n"
+
+    monkeypatch.setattr(checks, "on", on)
+    monkeypatch.setattr(checks, "services_answer", lambda c, names=None, within=60: "")
+    monkeypatch.setattr(checks, "storage_services", lambda c, storage: ["haproxy-http"])
+    monkeypatch.setattr(checks, "RAID_ALERT_WAIT_S", 0.5)
+    monkeypatch.setattr(checks, "wait_until", lambda what, pred, timeout, interval=0.05: wait_until(what, pred, timeout, 0.01))
+    return ran
+
+
+def test_raid_check_passes_once_the_fail_event_is_in_both_logs(monkeypatch) -> None:
+    """The failed member's Fail event, logged by the alert script (its tag) and by mdadm --syslog,
+    read from the journal since the fault (the NAS's own clock)."""
+    from webcluster.e2e import checks
+
+    ran = _fake_nas(monkeypatch, {
+        checks.RAID_ALERT_TAG: "Fail on /dev/md0 member /dev/vdc\n",
+        "": "Fail event detected on md device /dev/md0, component device /dev/vdc\nFail on /dev/md0 member /dev/vdc\n",
+    })
+    c = type("C", (), {"nodes": lambda self, role: ["nas"]})()
+    assert "Fail logged by the alert script and mdadm" in checks.check_raid(c)  # type: ignore[arg-type]
+    fail = next(i for i, s in enumerate(ran) if "--fail /dev/vdc" in s)
+    assert any(s.startswith("journalctl") for s in ran[fail:]) and any("--remove /dev/vdc" in s for s in ran[fail:])
+
+
+def test_raid_check_fails_when_the_alert_script_logged_nothing(monkeypatch) -> None:
+    import pytest
+
+    from webcluster.e2e import checks
+
+    _fake_nas(monkeypatch, {"": "Fail event detected on md device /dev/md0, component device /dev/vdc\n"})
+    c = type("C", (), {"nodes": lambda self, role: ["nas"]})()
+    with pytest.raises(checks.CheckFailed, match=f"not logged by {checks.RAID_ALERT_TAG}"):
+        checks.check_raid(c)  # type: ignore[arg-type]

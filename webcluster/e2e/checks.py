@@ -20,6 +20,7 @@ from webcluster.topology import ROLE_BACKEND, ROLE_DIRECTOR, ROLE_GLUSTER, ROLE_
 from . import guests, hardening, network
 from .recording import PlanRecording
 from ..loss import loss_budget
+from ..render.storage import RAID_ALERT_TAG
 from ..waiting import Timeout, wait_until
 from .shell import run
 from .ssh import Target, root
@@ -167,17 +168,55 @@ def check_container_hardening(c: Cluster) -> str:
     return f"{len(found)} containers: {hardening.summary(d)}; all answer {director}"
 
 
+def raid_alerts_missing(alert_log: str, system_log: str, event: str, member: str) -> list[str]:
+    """What of EVENT on MEMBER the NAS's logs lack: the line of the alert script (mdadm's PROGRAM,
+    `<event> on <md device> member <member>` under its syslog tag) and mdadm's own syslog line
+    (`--syslog`: `<event> event detected on md device <md>, component device <member>`)."""
+    ours = re.compile(rf"^{re.escape(event)} on /dev/\S+ member {re.escape(member)}$", re.M)
+    mdadm = re.compile(rf"^{re.escape(event)} event detected on md device /dev/\S+, component device {re.escape(member)}$", re.M)
+    missing = []
+    if not ours.search(alert_log):
+        missing.append(f"{RAID_ALERT_TAG} (alert script)")
+    if not mdadm.search(system_log):
+        missing.append("mdadm --syslog")
+    return missing
+
+
+# How long mdadm's monitor may take to log an event (it hears of one at once; the bound covers its
+# 60 s poll, should the wake-up be missed, and a slow emulated guest).
+RAID_ALERT_WAIT_S = 120
+
+
+def wait_raid_alert(c: Cluster, nas: str, since: str, event: str, member: str, within: float) -> None:
+    """The monitor (mdmonitor.service) logged EVENT on MEMBER twice: through the alert script and itself."""
+    def logged() -> bool:
+        alert_log = on(c, nas, f"journalctl -q -o cat --since @{since} -t {RAID_ALERT_TAG}")
+        missing = raid_alerts_missing(alert_log, on(c, nas, f"journalctl -q -o cat --since @{since}"), event, member)
+        last["missing"] = missing
+        return not missing
+
+    last: dict[str, list[str]] = {"missing": []}
+    try:
+        wait_until(f"{event} on {member} logged", logged, within, interval=3)
+    except Timeout as e:
+        raise CheckFailed(f"{e}: not logged by {', '.join(last['missing'])}") from e
+
+
 def check_raid(c: Cluster) -> str:
     nas = c.nodes(ROLE_NAS)[0]
     member = on(c, nas, "md=$(awk '/^md/ {print \"/dev/\"$1; exit}' /proc/mdstat); mdadm --detail \"$md\" | awk '/active sync/ {m=$NF} END {print m}'").strip()
     must(member.startswith("/dev/"), f"no active RAID member found: {member!r}")
+    state = on(c, nas, "systemctl is-active mdmonitor.service || true").strip()
+    must(state == "active", f"mdadm's monitor (mdmonitor.service) is {state}, not active")
     md = "$(awk '/^md/ {print \"/dev/\"$1; exit}' /proc/mdstat)"
+    since = on(c, nas, "date +%s").strip()
     on(c, nas, f"mdadm {md} --fail {member}")
     services_answer(c, storage_services(c, "nfs"), within=60)
+    wait_raid_alert(c, nas, since, "Fail", member, RAID_ALERT_WAIT_S)
     on(c, nas, f"mdadm {md} --remove {member} && mdadm {md} --add {member}")
     wait_until("RAID resync", lambda: "recovery" not in on(c, nas, "cat /proc/mdstat") and "_" not in on(c, nas, "grep -o '\\[[U_]*\\]' /proc/mdstat"), 300, 3)
     services_answer(c, storage_services(c, "nfs"), within=60)
-    return f"{member} failed -> NFS served; removed, re-added, resynced"
+    return f"{member} failed -> Fail logged by the alert script and mdadm, NFS served; removed, re-added, resynced"
 
 
 def check_bond(c: Cluster) -> str:

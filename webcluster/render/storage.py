@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
 
+from ..model import Raid
 from ..topology import Topology
 from . import gluster_tls
 from .builder import NodeBuilder
@@ -11,6 +13,11 @@ from .firewall import address_list
 from .plan import Step, StepRef
 
 RAID_CONF = "/etc/ha-web-cluster/raid.conf"
+# mdadm's PROGRAM: logs every RAID event to syslog under RAID_ALERT_TAG, then runs the alert command.
+RAID_ALERT = "/usr/local/sbin/hawc-raid-alert"
+RAID_ALERT_TAG = "hawc-raid"
+RAID_ALERT_TIMEOUT_S = 60  # mdadm's monitor waits for its PROGRAM: a hung command must not stop it
+MDMONITOR_DROPIN = "/etc/systemd/system/mdmonitor.service.d/ha-web-cluster.conf"
 VOLUMES_CONF = "/etc/ha-web-cluster/gluster/volumes.conf"
 VOLUME_OPTIONS = "/etc/ha-web-cluster/gluster/volume-options.conf"
 GLUSTERD_DROPIN = "/etc/systemd/system/glusterd.service.d/ha-web-cluster.conf"
@@ -35,11 +42,27 @@ def add_nas(b: NodeBuilder) -> Step:
     )
     b.step("10-bond", f"bond0 ({nas.bond.mode.value})", "steps/nas/10-bond.sh.j2", files=[bond_file], mode=nas.bond.mode.value,
            slaves=nas.bond.interfaces, address=nas.address, switch_timeout_s=BOND_SWITCH_TIMEOUT_S)
-    raid_conf = b.file(RAID_CONF, "nas/raid.conf.j2", raid=nas.raid, docroot_subdir=c.docker.docroot_subdir)
-    b.step("20-raid", f"RAID{nas.raid.level} over {nas.raid.disks} disks on {nas.raid.mountpoint}", "steps/nas/20-raid.sh.j2", files=[raid_conf], fs=nas.raid.filesystem)
+    b.step("20-raid", _raid_description(nas.raid), "steps/nas/20-raid.sh.j2", files=_raid_files(b), fs=nas.raid.filesystem,
+           raid_conf=RAID_CONF, dropin=MDMONITOR_DROPIN)
     clients = [str(x.address) for x in b.topo.storage_clients("nfs")]
     exports = b.file("/etc/exports", "nas/exports.j2", export_path=nas.raid.mountpoint, clients=clients, options=nas.export_options)
     return b.step("30-nfs", "NFS export of the RAID filesystem", "steps/nas/30-nfs.sh.j2", files=[exports])
+
+
+def _raid_description(raid: Raid) -> str:
+    spares = f" + {raid.spare_disks} spare{'s' if raid.spare_disks > 1 else ''}" if raid.spare_disks else ""
+    return f"RAID{raid.level} over {raid.disks} disks{spares} on {raid.mountpoint}, monitored by mdadm"
+
+
+def _raid_files(b: NodeBuilder) -> list[str]:
+    """The array's settings, and its monitoring: mdadm's PROGRAM and the monitor's unit drop-in."""
+    c = b.topo.cluster
+    raid = c.nas.raid
+    alert = b.file(RAID_ALERT, "nas/raid-alert.sh.j2", mode=0o755, script=RAID_ALERT, tag=RAID_ALERT_TAG,
+                   command=shlex.quote(raid.alert_command or ""), timeout_s=RAID_ALERT_TIMEOUT_S)
+    dropin = b.file(MDMONITOR_DROPIN, "nas/mdmonitor.conf.j2")
+    conf = b.file(RAID_CONF, "nas/raid.conf.j2", raid=raid, docroot_subdir=c.docker.docroot_subdir, program=RAID_ALERT)
+    return [alert, dropin, conf]
 
 
 @dataclass(frozen=True)
