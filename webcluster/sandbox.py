@@ -161,11 +161,16 @@ class Sandbox:
 def write_private_first(target: Path, data: bytes, mode: int) -> None:
     """Write a file that exists only with `mode`'s owner bits until its content is in (the lab's
     copy of the steps' install): a secret is never readable by others, not for an instant."""
-    target.unlink(missing_ok=True)
-    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode & 0o700)
+    private = mode & 0o700
+    try:  # an existing file keeps its inode (a file in a mounted overlay's upper dir must), made private first
+        fd = os.open(target, os.O_WRONLY | os.O_NOFOLLOW)
+        os.fchmod(fd, private)
+        os.ftruncate(fd, 0)
+    except FileNotFoundError:
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, private)
     with os.fdopen(fd, "wb") as out:
         out.write(data)
-    target.chmod(mode)
+        os.fchmod(out.fileno(), mode)
 
 
 def spawn(argv: Sequence[str], log: Path) -> subprocess.Popen:

@@ -213,7 +213,7 @@ def _check_directors(config: StackConfig) -> Iterator[Problem]:
 
 SAFE_VALUE = re.compile(r"^[A-Za-z0-9_.:/@+=,-]+$")  # goes into the crm shell file unquoted or in double quotes
 FENCE_PARAM = re.compile(r"^[a-z][a-z0-9_]*$")
-FENCE_PARAMS_SET = {"ip", "ipaddr", "username", "login", "password", "passwd", "password_script", "passwd_script", "plug", "port", "pcmk_host_list", "pcmk_host_map"}
+FENCE_PARAMS_SET = {"ip", "ipaddr", "username", "login", "password", "passwd", "password_script", "passwd_script", "identity_file", "plug", "port", "pcmk_host_list", "pcmk_host_map"}
 
 
 def _check_pacemaker(config: StackConfig) -> Iterator[Problem]:
@@ -254,7 +254,7 @@ def _check_pacemaker(config: StackConfig) -> Iterator[Problem]:
         if not FENCE_PARAM.match(key):
             yield Problem(f"{base}.fenceParams.{key}", "not a fence agent parameter name")
         elif key in FENCE_PARAMS_SET:
-            yield Problem(f"{base}.fenceParams.{key}", "set from fenceHost, fenceUser, fenceVms and the fencePassword secret; not overridable")
+            yield Problem(f"{base}.fenceParams.{key}", "set from fenceHost, fenceUser, fenceVms, fenceLogin and its secret; not overridable")
         if any(ch in value for ch in '"\\\n'):
             yield Problem(f"{base}.fenceParams.{key}", "quotes, backslashes and newlines are not allowed")
 
