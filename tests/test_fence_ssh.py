@@ -111,3 +111,37 @@ def test_another_key_is_not_let_in(host: fence_ssh.FenceHost, tmp_path: Path) ->
 def test_the_host_files_hold_the_private_key_root_only(host: fence_ssh.FenceHost) -> None:
     assert host.identity_file.stat().st_mode & 0o077 == 0
     assert "PRIVATE KEY" not in host.authorized_keys.read_text()
+
+
+# --------------------------------------------------------------------------- real OpenSSH (run under flock /tmp/hawc-lab.lock)
+
+STRANGER = "192.168.1.250"  # on the directors' network, but no director's address
+
+
+@pytest.fixture()
+def sshd(host: fence_ssh.FenceHost):
+    why = fence_ssh.sshd_usable()
+    if why:
+        pytest.skip(why)
+    with fence_ssh.sshd_host(host, HOST, DIRECTOR, STRANGER) as s:
+        yield s
+
+
+def test_real_sshd_lets_fence_virsh_power_a_director_off(host: fence_ssh.FenceHost, sshd: fence_ssh.SshdHost) -> None:
+    proc = fence_ssh.fence_virsh(HOST, host.identity_file, "standby1", "off", netns=sshd.director_ns)
+    assert proc.returncode == 0, proc.stdout + proc.stderr + (host.root / "sshd.log").read_text()
+    assert host.power()["standby1"] == "shut off"
+    assert fence_ssh.fence_virsh(HOST, host.identity_file, "standby1", "status", netns=sshd.director_ns).returncode == 2
+
+
+def test_real_sshd_refuses_other_commands_other_domains_and_other_sources(host: fence_ssh.FenceHost, sshd: fence_ssh.SshdHost) -> None:
+    for command in (["id"], ["virsh", "destroy", "not-a-director"], ["/bin/sh", "-c", "id"]):
+        proc = fence_ssh.real_ssh(sshd, host.identity_file, *command)
+        assert proc.returncode == 1 and "uid=" not in proc.stdout, command
+        assert f"refused from {DIRECTOR}" in proc.stderr, proc.stderr
+    assert fence_ssh.fence_virsh(HOST, host.identity_file, "not-a-director", "off", netns=sshd.director_ns).returncode != 0
+    stranger = fence_ssh.real_ssh(sshd, host.identity_file, "virsh", "domstate", "standby1", source=STRANGER)
+    assert stranger.returncode == 255, "from= lets only the directors' addresses in"
+    forward = fence_ssh.real_ssh(sshd, host.identity_file, options=["-N", "-o", "ExitOnForwardFailure=yes", "-R", "127.0.0.1:2222:127.0.0.1:22"], timeout=20)
+    assert forward.returncode != 0, "restrict: no port forwarding"
+    assert set(host.power().values()) == {"running"} and not [c for c in host.virsh_calls() if "not-a-director" in c]

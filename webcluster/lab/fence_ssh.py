@@ -19,11 +19,15 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import subprocess
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Iterator, Optional, Sequence
 
+from .. import netns
 from ..render import fence
 from ..sshkeys import new_key_pair
 from ..topology import Topology
@@ -146,11 +150,99 @@ def fence_virsh(ip: str, identity: Path, plug: str, action: str, ssh_path: Optio
     if ssh_path is not None:
         argv.append(f"--ssh-path={ssh_path}")
     else:
-        argv.append("--ssh-options=-t -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes "
+        argv.append("--ssh-options=-t -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o IdentitiesOnly=yes -o LogLevel=ERROR "
                     "'/bin/bash -c \"PS1=\\\\[EXPECT\\\\]# /bin/bash --noprofile --norc\"'")
     if netns:
         argv = ["ip", "netns", "exec", netns, *argv]
     return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+SSHD = Path("/usr/sbin/sshd")
+SSHD_CONFIG = """# The lab's stand-in hypervisor host: key logins only, authorized_keys of the fence proof
+ListenAddress {address}
+HostKey {root}/host_key
+AuthorizedKeysFile {keys}
+PidFile {root}/sshd.pid
+PermitRootLogin forced-commands-only
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+StrictModes no
+LogLevel VERBOSE
+"""
+
+
+def sshd_usable() -> Optional[str]:
+    """Why real sshd cannot run here (None when it can): the package openssh-server makes both."""
+    if not SSHD.is_file():
+        return f"{SSHD} missing (Debian package openssh-server)"
+    if subprocess.run(["getent", "passwd", "sshd"], capture_output=True).returncode != 0:
+        return "no privilege-separation user sshd (Debian package openssh-server)"
+    return None
+
+
+@dataclass(frozen=True)
+class SshdHost:
+    host_ns: str  # sshd listens here, on the fence host's address
+    director_ns: str  # holds a director's address (allowed by from=) and a stranger's (not allowed)
+    address: str
+    director: str
+    stranger: str
+
+
+@contextmanager
+def sshd_host(host: FenceHost, address: str, director: str, stranger: str, prefix: str = "hawcfence") -> Iterator[SshdHost]:
+    """Real OpenSSH on `address` in one namespace, a director's namespace wired to it; both removed after."""
+    tag = os.getpid() % 10000
+    h, d = f"{prefix}h{tag}", f"{prefix}d{tag}"
+    made_run_dir = not Path("/run/sshd").exists()  # sshd's privilege-separation directory
+    proc: Optional[subprocess.Popen] = None
+    try:
+        for ns in (h, d):
+            netns.del_netns(ns)
+            netns.add_netns(ns)
+        netns.ip("link", "add", "fh0", "netns", h, "type", "veth", "peer", "name", "fd0", "netns", d)
+        netns.ip("-n", h, "link", "set", "fh0", "up")
+        netns.ip("-n", d, "link", "set", "fd0", "up")
+        netns.add_address(h, "fh0", f"{address}/24")
+        for a in (director, stranger):
+            netns.add_address(d, "fd0", f"{a}/24")
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(host.root / "host_key")], check=True, capture_output=True, timeout=30)
+        conf = host.root / "sshd_config"
+        _write(conf, SSHD_CONFIG.format(address=address, root=host.root, keys=host.authorized_keys), 0o600)
+        if made_run_dir:
+            Path("/run/sshd").mkdir(mode=0o755)
+        log = open(host.root / "sshd.log", "w")
+        proc = subprocess.Popen(netns.exec_argv(h, [str(SSHD), "-D", "-e", "-f", str(conf)]), stdout=log, stderr=subprocess.STDOUT)
+        for _ in range(100):  # bounded: 10 s
+            if netns.run(netns.exec_argv(h, ["ss", "-Hltn", "sport = :22"]), check=False).stdout.strip():
+                break
+            if proc.poll() is not None:
+                raise RuntimeError(f"sshd exited: {(host.root / 'sshd.log').read_text()}")
+            time.sleep(0.1)
+        else:
+            raise RuntimeError("sshd did not listen within 10 s")
+        yield SshdHost(h, d, address, director, stranger)
+    finally:
+        if proc is not None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        for ns in (h, d):
+            netns.del_netns(ns)
+        if made_run_dir:
+            shutil.rmtree("/run/sshd", ignore_errors=True)
+
+
+def real_ssh(sshd: SshdHost, identity: Path, *command: str, source: Optional[str] = None, options: Sequence[str] = (),
+             timeout: float = 30) -> subprocess.CompletedProcess:
+    """The real ssh client from the director's namespace (from `source`, default the director's address)."""
+    argv = ["ssh", "-i", str(identity), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
+            "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-b", source or sshd.director, *options, f"root@{sshd.address}", *command]
+    return subprocess.run(netns.exec_argv(sshd.director_ns, argv), capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
 
 
 def _write(path: Path, text: str, mode: int) -> None:
