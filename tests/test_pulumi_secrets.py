@@ -50,7 +50,7 @@ def test_pacemaker_secrets_are_generated_with_the_right_shape() -> None:
     line = rec.outputs["fenceAuthorizedKey"]
     assert not is_secret(line) and line.startswith("restrict,") and 'command="/usr/local/sbin/hawc-fence-virsh"' in line
     assert 'from="192.168.1.101,' in line and line.split()[-3:-1][0] == "ssh-ed25519", "the public half only, from the directors"
-    assert "virsh destroy $d" in rec.outputs["fenceCommand"] and rec.outputs["fenceCommandPath"] == "/usr/local/sbin/hawc-fence-virsh"
+    assert "DOMAINS=(cluster1 standby1 standby2)" in rec.outputs["fenceCommand"] and rec.outputs["fenceCommandPath"] == "/usr/local/sbin/hawc-fence-virsh"
     assert leaks(rec) == []
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import shlex
 import shutil
 import subprocess
@@ -176,7 +177,9 @@ def sshd_usable() -> Optional[str]:
     """Why real sshd cannot run here (None when it can): the package openssh-server makes both."""
     if not SSHD.is_file():
         return f"{SSHD} missing (Debian package openssh-server)"
-    if subprocess.run(["getent", "passwd", "sshd"], capture_output=True).returncode != 0:
+    try:
+        pwd.getpwnam("sshd")
+    except KeyError:
         return "no privilege-separation user sshd (Debian package openssh-server)"
     return None
 
