@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import os
 import pwd
-import shlex
 import shutil
 import subprocess
 import time
@@ -138,8 +137,7 @@ def make_host(topo: Topology, root: Path, others: Sequence[str] = ("not-a-direct
 def standin_ssh(host: FenceHost, client: str) -> Path:
     """The stand-in ssh+sshd for `host`, as if connecting from address `client`."""
     path = host.root / "standin-ssh"
-    _write(path, STANDIN_SSH.replace("{keys!r}", repr(str(host.authorized_keys))).replace("{keys}", str(host.authorized_keys))
-           .replace("{client!r}", repr(client)).replace("{client}", client), 0o755)
+    _write(path, STANDIN_SSH.format(keys=str(host.authorized_keys), client=client), 0o755)
     return path
 
 
@@ -255,7 +253,3 @@ def _write(path: Path, text: str, mode: int) -> None:
     with os.fdopen(fd, "w") as out:
         out.write(text)
     os.chmod(path, mode)
-
-
-def shell_quote(argv: Sequence[str]) -> str:
-    return " ".join(shlex.quote(a) for a in argv)
