@@ -257,9 +257,11 @@ def test_fencing_auto_picks_the_hypervisors_agent() -> None:
 
 
 def test_fence_vm_names_host_and_extra_params_come_from_the_config() -> None:
-    ha = {"fenceHost": "10.0.100.254", "fenceVms": {"standby1": "prod-standby1"}, "fenceParams": {"use_sudo": "1"}}
+    ha = {"fenceHost": "10.0.100.254", "fenceVms": {"standby1": "prod-standby1"}, "fenceParams": {"power_timeout": "30"}}
     objs = crm_objects(text(plan_for(ha), "cluster1", pm.CIB_CRM))
-    assert {"plug=prod-standby1", "ip=10.0.100.254", "use_sudo=1"} <= set(objs["fence-standby1"])
+    assert {"plug=prod-standby1", "ip=10.0.100.254", "power_timeout=30"} <= set(objs["fence-standby1"])
+    password = {**ha, "fenceLogin": "password", "fenceParams": {"use_sudo": "1"}}  # sudo only without the forced command
+    assert "use_sudo=1" in crm_objects(text(plan_for(password), "cluster1", pm.CIB_CRM))["fence-standby1"]
 
 
 @pytest.mark.parametrize(
@@ -270,6 +272,8 @@ def test_fence_vm_names_host_and_extra_params_come_from_the_config() -> None:
         ({"qnetdHost": "nope"}, {}, "cluster.pacemaker.qnetdHost", "not a node"),
         ({"fenceVms": {"nope": "x"}}, {}, "cluster.pacemaker.fenceVms.nope", "not a director"),
         ({"fenceParams": {"plug": "x"}}, {}, "cluster.pacemaker.fenceParams.plug", "not overridable"),
+        ({"fenceParams": {"identity_file": "/x"}}, {}, "cluster.pacemaker.fenceParams.identity_file", "not overridable"),
+        ({"fenceParams": {"use_sudo": "1"}}, {}, "cluster.pacemaker.fenceParams.use_sudo", "forced command"),
         ({"fenceParams": {"host_os": 'a"b'}}, {}, "cluster.pacemaker.fenceParams.host_os", "quotes"),
         ({"fenceHost": "a b"}, {}, "cluster.pacemaker.fenceHost", "not a host name"),
         ({"tokenMs": 1000, "consensusMs": 1100}, {}, "cluster.pacemaker.consensusMs", "below 1.2 x tokenMs (1200)"),

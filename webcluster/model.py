@@ -251,7 +251,7 @@ class Pacemaker(Strict):
     )
     fence_params: dict[str, str] = Field(
         default_factory=dict,
-        description="Extra parameters of every fence device, e.g. `{host_os: windows, vboxmanage_path: ...}` for fence_vbox on a Windows host or `{use_sudo: \"1\"}`. The connection, credentials, plug and host list are set from the keys above.",
+        description="Extra parameters of every fence device, e.g. `{host_os: windows, vboxmanage_path: ...}` for fence_vbox on a Windows host or `{power_timeout: \"30\"}`; `use_sudo`, `sudo_path` and `cmd_prompt` only with `fenceLogin: password` or fence_vbox (fence_virsh's key runs the forced command, which takes fence_virsh's own commands only). The connection, credentials, plug and host list are set from the keys above.",
     )
 
     # The fence agent that can power off each hypervisor's VMs (what `fencing: auto` means).
