@@ -7,6 +7,7 @@ from typing import Any
 
 import pulumi
 
+from webcluster.render import fence
 from webcluster.topology import Node, Topology
 
 from .hypervisor import Platform
@@ -20,6 +21,18 @@ def url(address: ipaddress.IPv4Address | str, port: int, path: str = "/") -> str
 def node_addresses(node: Node) -> dict[str, str]:
     """Network -> address (a bonded NAS lists its one address once)."""
     return {nic.network: str(nic.address) for nic in node.nics if nic.address is not None}
+
+
+def fence_outputs(topology: Topology, public_key: pulumi.Output[str]) -> dict[str, Any]:
+    """What the hypervisor host's fence user needs (docs/pacemaker.md): its authorized_keys line (public
+    key only) and, for fence_virsh, the forced command that line names."""
+    options = fence.key_options(topology)
+    comment = f"hawc-fence@{topology.cluster.pacemaker.cluster_name}"
+    outputs: dict[str, Any] = {"fenceAuthorizedKey": public_key.apply(lambda key: fence.authorized_keys_line(options, key, comment))}
+    if fence.forces_command(topology):
+        outputs["fenceCommand"] = fence.wrapper_script(topology)
+        outputs["fenceCommandPath"] = fence.WRAPPER_PATH
+    return outputs
 
 
 def stack_outputs(topology: Topology, secrets: ClusterSecrets, platform: Platform) -> dict[str, Any]:
@@ -41,8 +54,10 @@ def stack_outputs(topology: Topology, secrets: ClusterSecrets, platform: Platfor
         "sshUser": secrets.ssh.user,
         "sshPublicKey": secrets.ssh.public_key,
     }
-    if "fencePassword" in secrets.values:  # the fence user on the hypervisor host needs it
+    if "fencePassword" in secrets.values:  # the fence user on the hypervisor host needs it (fenceLogin: password)
         outputs["fencePassword"] = pulumi.Output.secret(secrets.values["fencePassword"])
+    if "fenceSshKey" in secrets.public_keys:
+        outputs.update(fence_outputs(topology, secrets.public_keys["fenceSshKey"]))
     if secrets.ssh.private_key is not None:
         outputs["sshPrivateKey"] = secrets.ssh.private_key  # `pulumi stack output sshPrivateKey --show-secrets`
     outputs.update(platform.outputs())

@@ -1,9 +1,10 @@
 """The cluster's secrets: taken from `pulumi config set --secret`, generated when not set.
 
-Only the secrets the rendered cluster refers to are created (``fencePassword`` exists
+Only the secrets the rendered cluster refers to are created (``fenceSshKey`` exists
 only when Pacemaker fences, ``vrrpAuthPass`` only with VRRP version 2), so a stack never
 grows resources it does not use. Every value is a Pulumi secret, also under the mock
-engine, whatever the provider marks.
+engine, whatever the provider marks. SSH private keys (Pulumi's own, the fence agent's)
+are made the same way, and their public halves, which are not secret, are kept beside.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from webcluster.render.placeholders import MARKER
 from webcluster.render.plan import ClusterPlan
 
 SSH_KEY = "sshPrivateKey"
+SSH_KEY_SECRETS = {"fenceSshKey"}  # secrets that are SSH private keys: generated as one, public half kept
 Opts = pulumi.ResourceOptions
 
 
@@ -69,9 +71,16 @@ class ClusterSecrets(pulumi.ComponentResource):
         config = pulumi.Config()
         child = Opts(parent=self)
         self.values: dict[str, pulumi.Output[str]] = {}
+        self.public_keys: dict[str, pulumi.Output[str]] = {}  # SSH key secret -> its public half (OpenSSH)
         self.generated: list[str] = []
         for key in sorted(keys):
             value = config.get_secret(key) if key in SECRET_KEYS else None
+            if key in SSH_KEY_SECRETS:
+                private, self.public_keys[key] = ssh_key_pair(_resource_name(key), value, child)
+                if value is None:
+                    self.generated.append(key)
+                self.values[key] = private
+                continue
             if value is None:
                 value = GENERATORS.get(key, DEFAULT_GENERATOR)(_resource_name(key), child)
                 self.generated.append(key)
@@ -82,16 +91,19 @@ class ClusterSecrets(pulumi.ComponentResource):
     @staticmethod
     def _ssh_access(config: pulumi.Config, user: str, public_key: Optional[str], opts: Opts) -> SshAccess:
         given = config.get_secret(SSH_KEY)
-        if given is not None:
-            if public_key is None:  # a public key is not secret, though derived from a secret
-                public: pulumi.Input[str] = pulumi.Output.unsecret(tls.get_public_key_output(private_key_openssh=given).public_key_openssh)
-            else:
-                public = public_key
-            return SshAccess(user, pulumi.Output.secret(given), pulumi.Output.from_input(public))
-        if public_key is not None:  # the matching private key stays in the user's SSH agent
+        if given is None and public_key is not None:  # the matching private key stays in the user's SSH agent
             return SshAccess(user, None, pulumi.Output.from_input(public_key))
-        key = tls.PrivateKey(_resource_name(SSH_KEY), algorithm="ED25519", opts=opts)
-        return SshAccess(user, pulumi.Output.secret(key.private_key_openssh), key.public_key_openssh)
+        private, public = ssh_key_pair(_resource_name(SSH_KEY), given, opts)
+        return SshAccess(user, private, pulumi.Output.from_input(public_key) if public_key is not None else public)
+
+
+def ssh_key_pair(name: str, given: Optional[pulumi.Input[str]], opts: Opts) -> tuple[pulumi.Output[str], pulumi.Output[str]]:
+    """(private key as a secret, public key in the clear): the given private key's, or a new ED25519 key's."""
+    if given is not None:  # a public key is not secret, though derived from a secret
+        public = pulumi.Output.unsecret(tls.get_public_key_output(private_key_openssh=given).public_key_openssh)
+        return pulumi.Output.secret(given), public
+    key = tls.PrivateKey(name, algorithm="ED25519", opts=opts)
+    return pulumi.Output.secret(key.private_key_openssh), key.public_key_openssh
 
 
 def _resource_name(key: str) -> str:

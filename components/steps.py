@@ -36,12 +36,13 @@ def step_command_text(
 ) -> StepCommand:
     """The command and its stdin script; `values` fills the step's placeholders (secrets)."""
     values = values or {}
-    body = ["set -eu", "umask 022"]
+    body = ["set -eu"]
     for path in step.files:
         rendered = files[path]
         body.append(_install(path, fill(rendered.content, values), rendered.mode))
     script_path = f"{step_dir}/{step.name}.sh"
     body.append(_install(script_path, fill(step.script, values), 0o755))
+    body.append("umask 022")  # what the step itself creates (directories, state) is world-readable unless it says otherwise
     body.append(f"exec {shlex.quote(script_path)} </dev/null")
     return StepCommand(RUN_AS_ROOT, "\n".join(body) + "\n")
 
@@ -57,7 +58,11 @@ def secret_keys_of(step: Step, files: Mapping[str, RenderedFile]) -> set[str]:
 
 
 def _install(path: str, content: str | bytes, mode: int) -> str:
-    """Write `content` to `path` through a temporary file, so a half-written file is never live."""
+    """Write `content` to `path` through a temporary file, so a half-written file is never live.
+
+    The file is created under a umask that already withholds every bit `mode` lacks, and a
+    leftover temporary file (an interrupted run) is removed first: a secret is never readable
+    by others, not even between its creation and the chmod (which only adds bits such as x)."""
     target = shlex.quote(path)
     temp = shlex.quote(path + ".hawc-new")
     directory = shlex.quote(posixpath.dirname(path) or "/")
@@ -70,7 +75,8 @@ def _install(path: str, content: str | bytes, mode: int) -> str:
         encoded = base64.encodebytes(data).decode()
         delimiter = _delimiter("HAWC_B64", encoded)
         write = f"base64 -d > {temp} <<'{delimiter}'\n{encoded}{delimiter}"
-    return f"mkdir -p {directory}\n{write}\nchmod {mode:o} {temp}\nmv -f {temp} {target}"
+    umask = 0o777 & ~mode & 0o777
+    return f"umask 022\nmkdir -p {directory}\nrm -f {temp}\numask {umask:03o}\n{write}\nchmod {mode:o} {temp}\nmv -f {temp} {target}"
 
 
 def _heredoc_safe(content: str | bytes) -> bool:

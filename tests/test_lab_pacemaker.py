@@ -89,7 +89,7 @@ def test_lab_cib_replaces_only_haproxy_and_the_fence_devices(stack: Path) -> Non
     assert "primitive haproxy ocf:heartbeat:anything \\" in lab_text and "systemd:" not in lab_text
     assert lab_text.count("stonith:fence_lab") == 3 and "fence_virsh" not in lab_text and "password" not in lab_text
     assert 'params plug="standby1" pcmk_host_list="standby1" pcmk_reboot_action="off" \\' in lab_text
-    kept = [line for line in rendered.splitlines() if not line.startswith(("primitive haproxy", "primitive fence-")) and "params ip=\"" not in line]
+    kept = [line for line in rendered.splitlines() if not line.startswith(("primitive haproxy", "primitive fence-")) and " ip=\"" not in line]  # the fence devices' parameters
     assert all(line in lab_text.splitlines() for line in kept)  # group, order, locations, colocation, properties
     with pytest.raises(pacemaker.PacemakerLabError):
         pacemaker.lab_cib(rendered.replace("primitive haproxy systemd:haproxy", "primitive haproxy ocf:x:y"), Topology(config))
@@ -151,6 +151,9 @@ def test_real_cluster_stack_on_the_rendered_files(lab: LabContext) -> None:
         assert "Quorate:          Yes" in quorum and "Qdevice" in quorum and "Nodes:            3" in quorum, quorum
         assert re.search(r"State:\s+Connected", dsh(d, "corosync-qdevice-tool", "-s"))
         assert sandbox(d).run(["test", "-x", fence_lab.AGENT_PATH], check=False).returncode == 0
+        # the fence key as 52-pacemaker installed it: root only, and no fence password file
+        assert dsh(d, "stat", "-c", "%a %U", rpm.FENCE_KEY).split() == ["600", "root"]
+        assert "PRIVATE KEY" in dsh(d, "head", "-c", "60", rpm.FENCE_KEY) and not dsh(d, "ls", rpm.FENCE_PASSWORD).strip()
     assert not Path(fence_lab.AGENT_PATH).exists(), "the lab must not install its agent on the host"
     assert 'Cluster "cluster_tfm"' in dsh("nas", "corosync-qnetd-tool", "-l")
     status = dsh(directors[1], "crm_mon", "-1")

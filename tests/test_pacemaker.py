@@ -202,9 +202,19 @@ def test_cib_has_one_fence_device_per_director_that_never_runs_on_it(plan: Clust
         kind, agent, *params = objs[f"fence-{d}"]
         assert (kind, agent) == ("primitive", "stonith:fence_virsh")
         assert {f"pcmk_host_list={d}", f"plug={d}", "ip=192.168.1.1", "username=fence"} <= set(params)
-        assert f"password_script=/bin/cat {pm.FENCE_PASSWORD}" in params
+        assert f"identity_file={pm.FENCE_KEY}" in params, "the fence user logs in with a key"
+        assert not [p for p in params if p.startswith(("password", "passwd"))], "no fence password by default"
         assert objs[f"fence-{d}-not-on-{d}"] == ["location", f"fence-{d}", "-inf:", d]
-    assert "@@hawc" not in text(plan, "cluster1", pm.CIB_CRM)  # the password stays in a root-only file
+    assert "@@hawc" not in text(plan, "cluster1", pm.CIB_CRM)  # the key stays in a root-only file
+
+
+def test_fence_login_password_is_still_possible() -> None:
+    plan = plan_for({"fenceLogin": "password"})
+    objs = crm_objects(text(plan, "cluster1", pm.CIB_CRM))
+    assert f"password_script=/bin/cat {pm.FENCE_PASSWORD}" in objs["fence-standby1"]
+    assert not [p for p in objs["fence-standby1"] if p.startswith("identity_file")]
+    f = plan.nodes["standby1"].files[pm.FENCE_PASSWORD]
+    assert (f.content, f.mode) == (placeholders.secret("fencePassword"), 0o600) and pm.FENCE_KEY not in plan.nodes["standby1"].files
 
 
 def test_cib_vips_are_a_group_in_the_seeds_order_following_the_seeds_succession(plan: ClusterPlan) -> None:
@@ -247,9 +257,11 @@ def test_fencing_auto_picks_the_hypervisors_agent() -> None:
 
 
 def test_fence_vm_names_host_and_extra_params_come_from_the_config() -> None:
-    ha = {"fenceHost": "10.0.100.254", "fenceVms": {"standby1": "prod-standby1"}, "fenceParams": {"use_sudo": "1"}}
+    ha = {"fenceHost": "10.0.100.254", "fenceVms": {"standby1": "prod-standby1"}, "fenceParams": {"power_timeout": "30"}}
     objs = crm_objects(text(plan_for(ha), "cluster1", pm.CIB_CRM))
-    assert {"plug=prod-standby1", "ip=10.0.100.254", "use_sudo=1"} <= set(objs["fence-standby1"])
+    assert {"plug=prod-standby1", "ip=10.0.100.254", "power_timeout=30"} <= set(objs["fence-standby1"])
+    password = {**ha, "fenceLogin": "password", "fenceParams": {"use_sudo": "1"}}  # sudo only without the forced command
+    assert "use_sudo=1" in crm_objects(text(plan_for(password), "cluster1", pm.CIB_CRM))["fence-standby1"]
 
 
 @pytest.mark.parametrize(
@@ -260,6 +272,8 @@ def test_fence_vm_names_host_and_extra_params_come_from_the_config() -> None:
         ({"qnetdHost": "nope"}, {}, "cluster.pacemaker.qnetdHost", "not a node"),
         ({"fenceVms": {"nope": "x"}}, {}, "cluster.pacemaker.fenceVms.nope", "not a director"),
         ({"fenceParams": {"plug": "x"}}, {}, "cluster.pacemaker.fenceParams.plug", "not overridable"),
+        ({"fenceParams": {"identity_file": "/x"}}, {}, "cluster.pacemaker.fenceParams.identity_file", "not overridable"),
+        ({"fenceParams": {"use_sudo": "1"}}, {}, "cluster.pacemaker.fenceParams.use_sudo", "forced command"),
         ({"fenceParams": {"host_os": 'a"b'}}, {}, "cluster.pacemaker.fenceParams.host_os", "quotes"),
         ({"fenceHost": "a b"}, {}, "cluster.pacemaker.fenceHost", "not a host name"),
         ({"tokenMs": 1000, "consensusMs": 1100}, {}, "cluster.pacemaker.consensusMs", "below 1.2 x tokenMs (1200)"),
@@ -311,13 +325,14 @@ def test_internal_nodes_wait_for_the_cib(plan: ClusterPlan) -> None:
 
 
 def test_secret_files_are_root_only_placeholders(plan: ClusterPlan) -> None:
-    secrets = {pm.HACLUSTER_PASSWORD: "haclusterPassword", pm.FENCE_PASSWORD: "fencePassword", pm.QDEVICE_SEED: "qdeviceSeed"}
+    secrets = {pm.HACLUSTER_PASSWORD: "haclusterPassword", pm.FENCE_KEY: "fenceSshKey", pm.QDEVICE_SEED: "qdeviceSeed"}
     for path, key in secrets.items():
         f = plan.nodes["standby2"].files[path]
         assert (f.content, f.mode) == (placeholders.secret(key), 0o600)
     assert plan.nodes["nas"].files[pm.QDEVICE_SEED].content == placeholders.secret("qdeviceSeed")
     used = {k for node in plan.nodes.values() for f in node.files.values() if isinstance(f.content, str) for k in placeholders.keys_in(f.content)}
-    assert {"corosyncKey", "haclusterPassword", "fencePassword", "qdeviceSeed"} <= {k for k in used if not is_tls_key(k)} <= set(SECRET_KEYS) | {"sshPublicKey"}
+    assert pm.FENCE_PASSWORD not in plan.nodes["standby2"].files, "no fence password by default"
+    assert {"corosyncKey", "haclusterPassword", "fenceSshKey", "qdeviceSeed"} <= {k for k in used if not is_tls_key(k)} <= set(SECRET_KEYS) | {"sshPublicKey"}
 
 
 def test_no_arbitrator_means_no_qdevice_steps() -> None:
@@ -380,14 +395,19 @@ def offline_cib(tmp_path: Path, crm_text: str, name: str = "cib", check: bool = 
         (lambda: plan_for({"fencing": "none"}), "cluster1"),
         (lambda: plan_for(hypervisor="virtualbox"), "cluster1"),
         (lambda: topology_plan("two-directors.yaml", {"fenceParams": {"host_os": "windows"}}), "lb-a"),
+        (lambda: plan_for({"fenceLogin": "password"}), "cluster1"),
     ],
-    ids=["seed", "fencing-none", "virtualbox", "two-directors"],
+    ids=["seed", "fencing-none", "virtualbox", "two-directors", "fence-password"],
 )
 def test_crm_verify_accepts_the_cib(plan_of: Any, master: str, tmp_path: Path) -> None:
-    cib = offline_cib(tmp_path, text(plan_of(), master, pm.CIB_CRM))
+    plan = plan_of()
+    cib = offline_cib(tmp_path, text(plan, master, pm.CIB_CRM))
     proc = subprocess.run(["crm_verify", "-x", str(cib)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "grupo1" in cib.read_text()
+    if "stonith:" in text(plan, master, pm.CIB_CRM):  # the fence devices crm_verify accepted log in as configured
+        login = "password_script" if pm.FENCE_PASSWORD in plan.nodes[master].files else "identity_file"
+        assert f'name="{login}"' in cib.read_text()
 
 
 def test_crm_verify_rejects_stonith_without_devices(tmp_path: Path) -> None:

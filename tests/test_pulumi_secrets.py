@@ -8,6 +8,7 @@ from pulumi_harness import (
     attempt_program,
     is_secret,
     plain_strings,
+    public_key_of,
     run_stack,
     stack_with,
     unwrap,
@@ -42,9 +43,30 @@ def test_no_generated_secret_outside_secret_fields(hypervisor: str, ha_stack: st
 def test_pacemaker_secrets_are_generated_with_the_right_shape() -> None:
     rec = run_stack("dev", haStack="pacemaker")
     passwords = set(rec.of_type("random:index/randomPassword:RandomPassword"))
-    assert {"stats-password", "hacluster-password", "fence-password"} <= passwords
+    assert {"stats-password", "hacluster-password"} <= passwords and "fence-password" not in passwords, "no fence password by default"
     assert rec.named("random:index/randomBytes:RandomBytes", "corosync-key").inputs["length"] >= 128
+    assert rec.named("tls:index/privateKey:PrivateKey", "fence-ssh-key").inputs["algorithm"] == "ED25519"
+    assert "fencePassword" not in rec.outputs and "fenceSshKey" not in rec.outputs, "the private key never leaves the secrets"
+    line = rec.outputs["fenceAuthorizedKey"]
+    assert not is_secret(line) and line.startswith("restrict,") and 'command="/usr/local/sbin/hawc-fence-virsh"' in line
+    assert 'from="192.168.1.101,' in line and line.split()[-3:-1][0] == "ssh-ed25519", "the public half only, from the directors"
+    assert "DOMAINS=(cluster1 standby1 standby2)" in rec.outputs["fenceCommand"] and rec.outputs["fenceCommandPath"] == "/usr/local/sbin/hawc-fence-virsh"
+    assert leaks(rec) == []
+
+
+def test_a_given_fence_key_is_used_and_its_public_half_derived() -> None:
+    given = "-----BEGIN OPENSSH PRIVATE KEY-----\ngivenFENCEkey\n-----END OPENSSH PRIVATE KEY-----\n"
+    rec = run_stack("dev", secrets={"fenceSshKey": given}, haStack="pacemaker")
+    assert "fence-ssh-key" not in {r.name for r in rec.of_type("tls:index/privateKey:PrivateKey").values()}
+    assert public_key_of(given).split()[1] in rec.outputs["fenceAuthorizedKey"]
+    assert leaks(rec) == []
+
+
+def test_fence_login_password_keeps_the_fence_password() -> None:
+    rec = run_stack("dev", haStack="pacemaker", cluster={"pacemaker": {"fenceLogin": "password"}})
+    assert "fence-password" in set(rec.of_type("random:index/randomPassword:RandomPassword"))
     assert "fencePassword" in rec.outputs and is_secret(rec.outputs["fencePassword"]), "the fence user on the host needs it"
+    assert "fenceAuthorizedKey" not in rec.outputs
 
 
 def test_given_secrets_are_used_and_not_generated_nor_leaked() -> None:

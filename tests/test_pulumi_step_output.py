@@ -20,7 +20,7 @@ from typing import Iterator, Mapping
 
 import pytest
 
-from components.secrets import GENERATORS
+from components.secrets import GENERATORS, SSH_KEY_SECRETS
 from components.steps import RUN_AS_ROOT, step_command_text
 from webcluster.render import ClusterPlan, render_cluster
 from webcluster.render import gluster_tls
@@ -58,7 +58,7 @@ def rendered(stack: str) -> tuple[ClusterPlan, dict[str, str]]:
     from components.secrets import secrets_in
 
     keys = secrets_in(plan)
-    assert {k for k in keys if not gluster_tls.is_tls_key(k)} <= set(GENERATORS) | {"statsPassword", "haclusterPassword", "fencePassword", "qdeviceSeed"}
+    assert {k for k in keys if not gluster_tls.is_tls_key(k)} <= set(GENERATORS) | SSH_KEY_SECRETS | {"statsPassword", "haclusterPassword", "fencePassword", "qdeviceSeed"}
     return plan, generated_values(keys)
 
 

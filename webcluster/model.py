@@ -241,14 +241,18 @@ class Pacemaker(Strict):
     fence_user: str = Field(
         "fence",
         pattern=r"^[a-z_][a-z0-9_-]*$",
-        description="User the fence agent logs in as on the hypervisor host (its password is the `fencePassword` secret). For fence_virsh it must be allowed to run `virsh` against qemu:///system (group `libvirt` and `uri_default` in ~/.config/libvirt/libvirt.conf), for fence_vbox `VBoxManage` on the VMs.",
+        description="User the fence agent logs in as on the hypervisor host, with the `fenceSshKey` key (see `fenceLogin`). For fence_virsh it must be allowed to run `virsh` against qemu:///system (group `libvirt`); its `authorized_keys` takes the `fenceAuthorizedKey` stack output, which lets the key run nothing but the `fenceCommand` output (installed as `/usr/local/sbin/hawc-fence-virsh`): power operations on the director domains. For fence_vbox `VBoxManage` on the VMs.",
+    )
+    fence_login: Literal["key", "password"] = Field(
+        "key",
+        description="How the fence agent logs into the hypervisor host: `key` (the `fenceSshKey` secret, an SSH key generated when not set, as fence-agents' `identity_file`; no password anywhere) or `password` (the `fencePassword` secret through `password_script`, for hosts that cannot take a key).",
     )
     fence_vms: dict[str, str] = Field(
         default_factory=dict, description="Director name -> its VM's name on the hypervisor (the fence agent's `plug`), for directors whose VM is not named after them."
     )
     fence_params: dict[str, str] = Field(
         default_factory=dict,
-        description="Extra parameters of every fence device, e.g. `{host_os: windows, vboxmanage_path: ...}` for fence_vbox on a Windows host or `{use_sudo: \"1\"}`. The connection, credentials, plug and host list are set from the keys above.",
+        description="Extra parameters of every fence device, e.g. `{host_os: windows, vboxmanage_path: ...}` for fence_vbox on a Windows host or `{power_timeout: \"30\"}`; `use_sudo`, `sudo_path` and `cmd_prompt` only with `fenceLogin: password` or fence_vbox (fence_virsh's key runs the forced command, which takes fence_virsh's own commands only). The connection, credentials, plug and host list are set from the keys above.",
     )
 
     # The fence agent that can power off each hypervisor's VMs (what `fencing: auto` means).
@@ -661,7 +665,8 @@ SECRET_KEYS: dict[str, str] = {
     "statsPassword": "HAProxy stats page password.",
     "haclusterPassword": "Password of the `hacluster` user (pacemaker).",
     "corosyncKey": "corosync authkey, base64 of 128+ random bytes (pacemaker).",
-    "fencePassword": "Password the fence agent uses on the hypervisor host (pacemaker).",
+    "fencePassword": "Password the fence agent uses on the hypervisor host (pacemaker, only with `fenceLogin: password`).",
+    "fenceSshKey": "OpenSSH private key the fence agent logs into the hypervisor host with (pacemaker, `fenceLogin: key`, the default); generated when not set. Its public half is in the `fenceAuthorizedKey` output.",
     "qdeviceSeed": "Random text (16+ characters) from which the directors and the quorum arbitrator derive the quorum device's TLS keys (pacemaker).",
     "sshPrivateKey": "OpenSSH private key Pulumi uses to reach the nodes (its public half goes into cloud-init).",
 }

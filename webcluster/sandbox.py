@@ -131,8 +131,7 @@ class Sandbox:
         for f in files:
             target = self.path(f.path)
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(f.data)
-            target.chmod(f.mode)
+            write_private_first(target, f.data, f.mode)
 
     def path(self, node_path: str) -> Path:
         """Where a node's absolute path lives on the host (for files we lay out ourselves): in an
@@ -157,6 +156,21 @@ class Sandbox:
     def spawn(self, argv: Sequence[str], log: Path) -> subprocess.Popen:
         """Start a long-running daemon inside the node, output to `log`."""
         return spawn(self.argv(argv), log)
+
+
+def write_private_first(target: Path, data: bytes, mode: int) -> None:
+    """Write a file that exists only with `mode`'s owner bits until its content is in (the lab's
+    copy of the steps' install): a secret is never readable by others, not for an instant."""
+    private = mode & 0o700
+    try:  # an existing file keeps its inode (a file in a mounted overlay's upper dir must), made private first
+        fd = os.open(target, os.O_WRONLY | os.O_NOFOLLOW)
+        os.fchmod(fd, private)
+        os.ftruncate(fd, 0)
+    except FileNotFoundError:
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, private)
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
+        os.fchmod(out.fileno(), mode)
 
 
 def spawn(argv: Sequence[str], log: Path) -> subprocess.Popen:

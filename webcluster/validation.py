@@ -213,7 +213,8 @@ def _check_directors(config: StackConfig) -> Iterator[Problem]:
 
 SAFE_VALUE = re.compile(r"^[A-Za-z0-9_.:/@+=,-]+$")  # goes into the crm shell file unquoted or in double quotes
 FENCE_PARAM = re.compile(r"^[a-z][a-z0-9_]*$")
-FENCE_PARAMS_SET = {"ip", "ipaddr", "username", "login", "password", "passwd", "password_script", "passwd_script", "plug", "port", "pcmk_host_list", "pcmk_host_map"}
+FORCED_COMMAND_PARAMS = {"use_sudo", "sudo_path", "cmd_prompt"}  # change what fence_virsh types or expects at the prompt
+FENCE_PARAMS_SET = {"ip", "ipaddr", "username", "login", "password", "passwd", "password_script", "passwd_script", "identity_file", "plug", "port", "pcmk_host_list", "pcmk_host_map"}
 
 
 def _check_pacemaker(config: StackConfig) -> Iterator[Problem]:
@@ -254,7 +255,9 @@ def _check_pacemaker(config: StackConfig) -> Iterator[Problem]:
         if not FENCE_PARAM.match(key):
             yield Problem(f"{base}.fenceParams.{key}", "not a fence agent parameter name")
         elif key in FENCE_PARAMS_SET:
-            yield Problem(f"{base}.fenceParams.{key}", "set from fenceHost, fenceUser, fenceVms and the fencePassword secret; not overridable")
+            yield Problem(f"{base}.fenceParams.{key}", "set from fenceHost, fenceUser, fenceVms, fenceLogin and its secret; not overridable")
+        elif key in FORCED_COMMAND_PARAMS and pm.fence_login == "key" and pm.fence_agent(config.hypervisor) == "fence_virsh":
+            yield Problem(f"{base}.fenceParams.{key}", "the fence key's forced command on the host runs virsh itself and refuses any other command line (no sudo, no other prompt); see docs/pacemaker.md")
         if any(ch in value for ch in '"\\\n'):
             yield Problem(f"{base}.fenceParams.{key}", "quotes, backslashes and newlines are not allowed")
 

@@ -15,6 +15,8 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Optional
 
+from webcluster.render import render_cluster
+from webcluster.render.builder import holds_secret
 from webcluster.topology import ROLE_BACKEND, ROLE_DIRECTOR, ROLE_GLUSTER, ROLE_NAS, Topology
 
 from . import guests, hardening, network
@@ -200,6 +202,36 @@ def wait_raid_alert(c: Cluster, nas: str, since: str, event: str, member: str, w
         wait_until(f"{event} on {member} logged", logged, within, interval=3)
     except Timeout as e:
         raise CheckFailed(f"{e}: not logged by {', '.join(last['missing'])}") from e
+
+
+def secret_files(topology: Topology) -> dict[str, list[str]]:
+    """Node -> the rendered files that hold a secret there (what the steps installed with one)."""
+    plan = render_cluster(topology.config)
+    found = {n.name: sorted(f.path for f in n.files.values() if holds_secret(f.content)) for n in plan.nodes.values()}
+    return {name: paths for name, paths in found.items() if paths}
+
+
+def loose_files(stat_lines: str) -> list[str]:
+    """From `stat -c '%a %U %n'` lines: the files not root's or readable by group or others."""
+    loose = []
+    for line in stat_lines.splitlines():
+        mode, owner, path = line.split(" ", 2)
+        if int(mode, 8) & 0o077 or owner != "root":
+            loose.append(f"{path} ({mode} {owner})")
+    return loose
+
+
+def check_secret_files(c: Cluster) -> str:
+    """Every file holding a secret is root's and private (0600/0400) on every node, and no half-installed copy is left."""
+    counted = 0
+    for node, paths in secret_files(c.topology).items():
+        out = on(c, node, "stat -c '%a %U %n' " + " ".join(paths) + " && ls " + " ".join(f"{p}.hawc-new" for p in paths) + " 2>/dev/null || true")
+        stats = "\n".join(line for line in out.splitlines() if not line.endswith(".hawc-new"))
+        must(stats == out.strip(), f"{node}: half-installed copies left: {[line for line in out.splitlines() if line.endswith('.hawc-new')]}")
+        must(not loose_files(stats), f"{node}: secret files readable by others: {loose_files(stats)}")
+        must(len(stats.splitlines()) == len(paths), f"{node}: expected {len(paths)} secret files, found: {stats}")
+        counted += len(paths)
+    return f"{counted} secret files on {len(secret_files(c.topology))} nodes, all root-only"
 
 
 def check_raid(c: Cluster) -> str:
@@ -397,6 +429,7 @@ def check_docker_host_down(c: Cluster) -> str:
 
 CHECKS: list[tuple[str, Callable[[Cluster], str]]] = [
     ("services through the VIP", check_services),
+    ("secret files root-only", check_secret_files),
     ("container ports only from the directors", check_container_ports),
     ("containers hardened (docker inspect) and serving", check_container_hardening),
     ("RAID member fail/remove/re-add", check_raid),

@@ -73,7 +73,7 @@ def _keepalived_variant(lab: LabContext, advert: float) -> dict[str, str]:
 
 def _apply_keepalived(lab: LabContext, confs: dict[str, str]) -> None:
     for name, text in confs.items():
-        sandbox(name).run(["sh", "-c", f"cat > {KEEPALIVED_CONF}"], input=text)
+        sandbox(name).run(["sh", "-c", f"umask 077 && cat > {KEEPALIVED_CONF}"], input=text)  # the VRRP password: root only from the start
         processes.restart(lab.state, name, "keepalived")
     wait_until("master holds the VIPs", lambda: lab.vips_on(lab.directors[0].name) and lab.sole_holder(lab.vip) == lab.directors[0].name, 30)
     time.sleep(2)

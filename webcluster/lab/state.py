@@ -11,9 +11,10 @@ import string
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from ..sandbox import Sandbox
+from ..sshkeys import new_key_pair
 
 LAB_ROOT = Path(os.environ.get("HAWC_LAB_ROOT", "/var/lib/hawc-lab"))
 NETNS_PREFIX = "hwl-"  # every lab namespace
@@ -96,7 +97,7 @@ def lab_secrets() -> dict[str, str]:
     secret existed gets the missing ones added, the others kept."""
     path = LAB_ROOT / "secrets.json"
     values = json.loads(path.read_text()) if path.exists() else {}
-    missing = {k: v for k, v in _new_secrets().items() if k not in values}
+    missing = {k: make() for k, make in _secret_makers().items() if k not in values}
     if not missing:
         return values
     values.update(missing)
@@ -107,20 +108,22 @@ def lab_secrets() -> dict[str, str]:
     return values
 
 
-def _new_secrets() -> dict[str, str]:
+def _secret_makers() -> dict[str, Callable[[], str]]:
+    """How each lab secret is made; only the missing ones are (a key pair costs an ssh-keygen run)."""
     alphabet = string.ascii_letters + string.digits
 
-    def word(n: int) -> str:
-        return "".join(pysecrets.choice(alphabet) for _ in range(n))
+    def word(n: int) -> Callable[[], str]:
+        return lambda: "".join(pysecrets.choice(alphabet) for _ in range(n))
 
     return {
         "statsPassword": word(20),
         "vrrpAuthPass": word(8),
         "haclusterPassword": word(20),
-        "corosyncKey": pysecrets.token_urlsafe(128),
+        "corosyncKey": lambda: pysecrets.token_urlsafe(128),
         "fencePassword": word(20),
+        "fenceSshKey": lambda: new_key_pair("hawc-lab-fence")[0],
         "qdeviceSeed": word(32),
-        "sshPublicKey": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHdhbGtpbmctbGFiLW5vLXNzaC1oZXJlAAAAAAAAAA lab",
+        "sshPublicKey": lambda: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHdhbGtpbmctbGFiLW5vLXNzaC1oZXJlAAAAAAAAAA lab",
     }
 
 

@@ -5,8 +5,14 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from ..topology import Topology
+from .placeholders import MARKER
 from .plan import NodePlan, RenderedFile, Step, StepRef
 from .templating import render
+
+
+def holds_secret(content: str | bytes) -> bool:
+    """Whether a file carries a secret placeholder (its installed copy then holds the secret)."""
+    return isinstance(content, str) and any(m.group(1) == "secret" for m in MARKER.finditer(content))
 
 
 class NodeBuilder:
@@ -21,10 +27,11 @@ class NodeBuilder:
         return self.plan.name
 
     def file(self, path: str, template: str, mode: int = 0o644, **context: Any) -> str:
-        self.plan.add(RenderedFile(path, render(template, **context), mode))
-        return path
+        return self.raw(path, render(template, **context), mode)
 
     def raw(self, path: str, content: str | bytes, mode: int = 0o644) -> str:
+        if mode & 0o077 and holds_secret(content):
+            raise ValueError(f"{self.name}:{path} holds a secret, so its mode must give nothing to group or others (0600 or stricter), not {mode:04o}")
         self.plan.add(RenderedFile(path, content, mode))
         return path
 

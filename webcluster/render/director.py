@@ -69,6 +69,7 @@ def add_director(b: NodeBuilder, director: Director) -> Step:
     haproxy_cfg = b.file(
         "/etc/haproxy/haproxy.cfg",
         "director/haproxy.cfg.j2",
+        mode=0o600,  # the stats password; haproxy reads it as root before dropping privileges
         director=director,
         t=c.haproxy.tuning,
         services=service_views(topo),

@@ -65,6 +65,7 @@ class KeepalivedStack:
         conf = b.file(
             KEEPALIVED_CONF,
             "director/keepalived.conf.j2",
+            mode=0o600,  # the VRRP password (version 2); keepalived runs as root
             director=director,
             vrrp=vrrp,
             state="MASTER" if director.name == self.topo.master.name else "BACKUP",

@@ -14,8 +14,8 @@ standby1, and come back to the master) and makes it safe:
   director coming back while another is down would stop the VIPs everywhere. Without an
   arbitrator it stays (a majority of directors decides; two_node implies it).
 - Fencing: one fence device per director (fence_virsh or fence_vbox), never run on the
-  director it fences; its password is read from a root-only file by `password_script`,
-  so the CIB holds no secret.
+  director it fences; it logs in with an SSH key from a root-only file (`identity_file`;
+  see :mod:`.fence` for the host's side), so the CIB holds no secret.
 - The quorum device's TLS: qnetd trusts client certificates of its own CA. Instead of
   copying a CA certificate, a request and a signed certificate between nodes (what
   corosync-qdevice-net-certutil -Q does over root SSH), every node derives the same CA
@@ -33,7 +33,7 @@ from typing import Mapping, Optional
 
 from ..model import Director
 from ..topology import Topology
-from . import placeholders, serving
+from . import fence, placeholders, serving
 from .builder import NodeBuilder
 from .plan import Step, StepRef
 
@@ -44,7 +44,8 @@ AUTHKEY = "/etc/corosync/authkey"
 PACEMAKER_DIR = "/etc/ha-web-cluster/pacemaker"
 CIB_CRM = f"{PACEMAKER_DIR}/cib.crm"
 HACLUSTER_PASSWORD = f"{PACEMAKER_DIR}/hacluster.password"
-FENCE_PASSWORD = f"{PACEMAKER_DIR}/fence.password"
+FENCE_PASSWORD = fence.FENCE_PASSWORD
+FENCE_KEY = fence.FENCE_KEY
 QDEVICE_SEED = f"{PACEMAKER_DIR}/qdevice.seed"
 QNETD_DROPIN = "/etc/systemd/system/corosync-qnetd.service.d/ha-web-cluster.conf"
 
@@ -138,7 +139,7 @@ def fence_devices(topo: Topology) -> list[FenceDevice]:
     agent = pm.fence_agent(topo.config.hypervisor)
     if agent is None:
         return []
-    common = {"ip": fence_host(topo), "username": pm.fence_user, "password_script": f"/bin/cat {FENCE_PASSWORD}", **pm.fence_params}
+    common = {"ip": fence_host(topo), "username": pm.fence_user, **fence.credentials(topo), **pm.fence_params}
     devices = []
     for d in topo.cluster.directors:
         params = {**common, "plug": pm.fence_vms.get(d.name, d.name), "pcmk_host_list": d.name}
@@ -214,7 +215,8 @@ class PacemakerStack:
         files = [b.raw(HACLUSTER_PASSWORD, placeholders.secret("haclusterPassword"), mode=0o600), serving.add_attribute_program(b)]
         agent = self.pm.fence_agent(self.topo.config.hypervisor)
         if agent:
-            files.append(b.raw(FENCE_PASSWORD, placeholders.secret("fencePassword"), mode=0o600))
+            path, key = fence.secret_file(self.topo)
+            files.append(b.raw(path, placeholders.secret(key), mode=0o600))
         return b.step(
             PACEMAKER_STEP,
             "pacemaker: cluster resource manager (HAProxy, the VIPs and the fence devices are its resources)",
