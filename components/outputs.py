@@ -41,6 +41,8 @@ def stack_outputs(topology: Topology, secrets: ClusterSecrets, platform: Platfor
         "sshUser": secrets.ssh.user,
         "sshPublicKey": secrets.ssh.public_key,
     }
+    if stats.metrics_uri:  # Prometheus scrape targets (basic_auth: statsUser, statsPassword)
+        outputs["metricsUrls"] = {d.name: url(d.external, stats.port, stats.metrics_uri) for d in topology.directors}
     if "fencePassword" in secrets.values:  # the fence user on the hypervisor host needs it
         outputs["fencePassword"] = pulumi.Output.secret(secrets.values["fencePassword"])
     if secrets.ssh.private_key is not None:

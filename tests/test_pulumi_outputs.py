@@ -27,6 +27,7 @@ COMMON = {
     "statsVipUrl",
     "statsUser",
     "statsPassword",
+    "metricsUrls",
     "nodes",
     "sshUser",
     "sshPublicKey",
@@ -56,6 +57,11 @@ def test_dev_outputs_hold_the_seed_values(dev: Recording) -> None:
         "standby2": "http://192.168.1.103:7000/haproxy?stats",
     }
     assert out["statsVipUrl"] == "http://192.168.1.200:7000/haproxy?stats"
+    assert out["metricsUrls"] == {
+        "cluster1": "http://192.168.1.101:7000/metrics",
+        "standby1": "http://192.168.1.102:7000/metrics",
+        "standby2": "http://192.168.1.103:7000/metrics",
+    }
     assert out["statsUser"] == "admin"
     assert out["nodes"] == SEED_NODES
     assert out["libvirtHostAddress"] == "10.0.100.254"
