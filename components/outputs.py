@@ -33,7 +33,8 @@ def stack_outputs(topology: Topology, secrets: ClusterSecrets, platform: Platfor
         "externalVip": str(vip),
         "internalVip": str(c.vips.internal),
         "serviceUrls": {s.name: url(vip, s.port) for s in c.haproxy.services},
-        "statsUrls": {d.name: url(d.external, stats.port, stats.uri) for d in topology.directors},
+        # Each director's own listener is on its internal address (the external one holds only the VIP's).
+        "statsUrls": {d.name: url(d.internal, stats.port, stats.uri) for d in topology.directors},
         "statsVipUrl": url(vip, stats.port, stats.uri),
         "statsUser": stats.user,
         "statsPassword": pulumi.Output.secret(secrets.values["statsPassword"]),
@@ -42,7 +43,7 @@ def stack_outputs(topology: Topology, secrets: ClusterSecrets, platform: Platfor
         "sshPublicKey": secrets.ssh.public_key,
     }
     if stats.metrics_uri:  # Prometheus scrape targets (basic_auth: statsUser, statsPassword)
-        outputs["metricsUrls"] = {d.name: url(d.external, stats.port, stats.metrics_uri) for d in topology.directors}
+        outputs["metricsUrls"] = {d.name: url(d.internal, stats.port, stats.metrics_uri) for d in topology.directors}
     if "fencePassword" in secrets.values:  # the fence user on the hypervisor host needs it
         outputs["fencePassword"] = pulumi.Output.secret(secrets.values["fencePassword"])
     if secrets.ssh.private_key is not None:

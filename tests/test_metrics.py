@@ -17,6 +17,7 @@ from typing import Iterator, NamedTuple
 import pytest
 
 from test_serving import free_port
+from webcluster.metrics import server_states
 from webcluster.model import StackConfig
 from webcluster.render import render_cluster
 from webcluster.validation import check
@@ -97,13 +98,13 @@ def test_the_exporter_answers_only_with_the_stats_login_and_reports_server_state
     assert get(metrics, (haproxy.user, haproxy.password + "x"))[0] == 401
     assert get(metrics, ("nobody", haproxy.password))[0] == 401
 
-    def gone_is_down() -> bool:
+    def probe_states() -> dict[tuple[str, str], str]:
         status, body = get(metrics, (haproxy.user, haproxy.password))
-        return status == 200 and re.search(r'^haproxy_server_status\{proxy="probe",server="gone",state="DOWN"\} 1$', body, re.M) is not None
+        assert status == 200
+        return {k: v for k, v in server_states(body).items() if k[0] == "probe"}
 
-    wait_until("the exporter reports server `gone` DOWN", gone_is_down, 15, 0.5)
-    body = get(metrics, (haproxy.user, haproxy.password))[1]
-    assert re.search(r'^haproxy_server_status\{proxy="probe",server="up",state="UP"\} 1$', body, re.M)
+    wait_until("the exporter reports server `gone` DOWN", lambda: probe_states().get(("probe", "gone")) == "DOWN", 15, 0.5)
+    assert probe_states() == {("probe", "up"): "UP", ("probe", "gone"): "DOWN"}
     page = "http://127.0.0.1:{}{}".format(haproxy.port, StackConfig().cluster.haproxy.stats.uri)
     assert get(page)[0] == 401, "the stats page still asks for its login"
     status, html = get(page, (haproxy.user, haproxy.password))
