@@ -16,7 +16,7 @@ from typing import Iterator, NamedTuple
 
 import pytest
 
-from test_serving import free_port
+from conftest import free_port, haproxy_and_a_server
 from webcluster.metrics import server_states
 from webcluster.model import StackConfig
 from webcluster.render import render_cluster
@@ -55,11 +55,7 @@ def stats_listener_on(config: StackConfig, port: int) -> str:
 def haproxy(tmp_path: Path) -> Iterator[Stats]:
     """HAProxy on loopback with the rendered sections, one backend `probe`: server `up` listens,
     server `gone` does not. Its log goes to a file."""
-    if not shutil.which("haproxy"):
-        pytest.skip("haproxy not installed")
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(64)
+    listener = haproxy_and_a_server()
     port = free_port()
     config = StackConfig()
     rendered = stats_listener_on(config, port)
