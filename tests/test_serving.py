@@ -4,7 +4,6 @@ against a real HAProxy on loopback (its stats socket in a temporary directory)."
 from __future__ import annotations
 
 import re
-import shutil
 import socket
 import subprocess
 import time
