@@ -46,7 +46,8 @@ def stack_outputs(topology: Topology, secrets: ClusterSecrets, platform: Platfor
         "externalVip": str(vip),
         "internalVip": str(c.vips.internal),
         "serviceUrls": {s.name: url(vip, s.port) for s in c.haproxy.services},
-        "statsUrls": {d.name: url(d.external, stats.port, stats.uri) for d in topology.directors},
+        # Each director's own listener is on its internal address (the external one holds only the VIP's).
+        "statsUrls": {d.name: url(d.internal, stats.port, stats.uri) for d in topology.directors},
         "statsVipUrl": url(vip, stats.port, stats.uri),
         "statsUser": stats.user,
         "statsPassword": pulumi.Output.secret(secrets.values["statsPassword"]),
@@ -54,6 +55,8 @@ def stack_outputs(topology: Topology, secrets: ClusterSecrets, platform: Platfor
         "sshUser": secrets.ssh.user,
         "sshPublicKey": secrets.ssh.public_key,
     }
+    if stats.metrics_uri:  # Prometheus scrape targets (basic_auth: statsUser, statsPassword)
+        outputs["metricsUrls"] = {d.name: url(d.internal, stats.port, stats.metrics_uri) for d in topology.directors}
     if "fencePassword" in secrets.values:  # the fence user on the hypervisor host needs it (fenceLogin: password)
         outputs["fencePassword"] = pulumi.Output.secret(secrets.values["fencePassword"])
     if "fenceSshKey" in secrets.public_keys:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import socket
 import subprocess
 import sys
 from contextlib import contextmanager
@@ -80,3 +82,21 @@ def bridged_namespaces(hub: str, holders: dict[str, str]) -> Iterator[None]:
     finally:
         for ns in (hub, *holders):
             netns.del_netns(ns)
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (a server HAProxy's checks see DOWN)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def haproxy_and_a_server() -> socket.socket:
+    """For tests that run a real HAProxy on loopback: skips without haproxy; returns a listening
+    loopback socket (a server HAProxy's checks see UP). The caller closes it."""
+    if not shutil.which("haproxy"):
+        pytest.skip("haproxy not installed")
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    return listener

@@ -27,6 +27,7 @@ COMMON = {
     "statsVipUrl",
     "statsUser",
     "statsPassword",
+    "metricsUrls",
     "nodes",
     "sshUser",
     "sshPublicKey",
@@ -51,11 +52,16 @@ def test_dev_outputs_hold_the_seed_values(dev: Recording) -> None:
         "haproxy-tcp_g": "http://192.168.1.200:90/",
     }
     assert out["statsUrls"] == {
-        "cluster1": "http://192.168.1.101:7000/haproxy?stats",
-        "standby1": "http://192.168.1.102:7000/haproxy?stats",
-        "standby2": "http://192.168.1.103:7000/haproxy?stats",
+        "cluster1": "http://10.0.100.1:7000/haproxy?stats",
+        "standby1": "http://10.0.100.50:7000/haproxy?stats",
+        "standby2": "http://10.0.100.51:7000/haproxy?stats",
     }
     assert out["statsVipUrl"] == "http://192.168.1.200:7000/haproxy?stats"
+    assert out["metricsUrls"] == {
+        "cluster1": "http://10.0.100.1:7000/metrics",
+        "standby1": "http://10.0.100.50:7000/metrics",
+        "standby2": "http://10.0.100.51:7000/metrics",
+    }
     assert out["statsUser"] == "admin"
     assert out["nodes"] == SEED_NODES
     assert out["libvirtHostAddress"] == "10.0.100.254"
@@ -70,6 +76,18 @@ def test_stats_password_is_a_secret_and_is_the_one_haproxy_uses(dev: Recording) 
         stdin = dev.steps()[f"{director}-40-haproxy"].inputs["stdin"]
         assert is_secret(stdin)
         assert f"stats auth admin:{password}" in unwrap(stdin)
+
+
+def test_each_directors_stats_and_metrics_urls_name_an_address_its_haproxy_listens_on(dev: Recording) -> None:
+    """A URL in the outputs that nothing binds is a dead link (statsUrls once named the external
+    addresses, where only the VIP's listener is)."""
+    out = unwrap(dev.outputs)
+    for director in ("cluster1", "standby1", "standby2"):
+        haproxy_cfg = unwrap(dev.steps()[f"{director}-40-haproxy"].inputs["stdin"])
+        for key in ("statsUrls", "metricsUrls"):
+            host_port = out[key][director].split("/")[2]
+            assert f"\tbind {host_port}\n" in haproxy_cfg, f"{key}: {director}'s HAProxy does not listen on {host_port}"
+    assert f"\tbind {out['statsVipUrl'].split('/')[2]}\n" in haproxy_cfg
 
 
 def test_virtualbox_outputs_add_the_forwarded_urls() -> None:

@@ -4,7 +4,6 @@ against a real HAProxy on loopback (its stats socket in a temporary directory)."
 from __future__ import annotations
 
 import re
-import shutil
 import socket
 import subprocess
 import time
@@ -15,6 +14,7 @@ from typing import Iterator
 
 import pytest
 
+from conftest import free_port, haproxy_and_a_server
 from webcluster.model import StackConfig
 from webcluster.render import render_cluster, serving
 from webcluster.render.director import service_views
@@ -78,11 +78,6 @@ def test_keepalived_and_pacemaker_ask_haproxy_the_same_question() -> None:
 # --------------------------------------------------------------------------- the check program against a real HAProxy
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def health_frontend_on(port: int, backends: list[str]) -> str:
     """The rendered health frontend, bound to `port` and asking about this test's own `backends`."""
@@ -95,11 +90,7 @@ def health_frontend_on(port: int, backends: list[str]) -> str:
 def haproxy(tmp_path: Path) -> Iterator[tuple[dict[str, Path], int, int]]:
     """HAProxy on loopback: backend `alive` (a listening port) and backend `gone` (a closed one),
     and the rendered health frontend asking about those two. Yields ({check: program}, gone's port, health port)."""
-    if not shutil.which("haproxy"):
-        pytest.skip("haproxy not installed")
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(64)
+    listener = haproxy_and_a_server()
     gone, health = free_port(), free_port()
     rendered = health_frontend_on(health, ["alive", "gone"])
     cfg = tmp_path / "haproxy.cfg"
@@ -204,11 +195,7 @@ def test_the_pacemaker_attribute_is_dampened_unless_a_vip_nic_lost_its_link(hapr
 def test_the_health_frontend_logs_only_what_fails(tmp_path: Path) -> None:
     """Polled every second by every director's check: a 200 leaves no log line (an emulated director's
     journal wrote one per poll), a 503 (a backend lost its last server) does."""
-    if not shutil.which("haproxy"):
-        pytest.skip("haproxy not installed")
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(64)
+    listener = haproxy_and_a_server()
     health = free_port()
     rendered = health_frontend_on(health, ["web"])
     conf = tmp_path / "haproxy.cfg"

@@ -297,6 +297,11 @@ class Stats(Strict):
     uri: str = Field("/haproxy?stats", description="Stats page path.")
     user: str = Field("admin", pattern=r"^[A-Za-z0-9_.-]+$", description="Stats user; the password is the `statsPassword` secret (generated when not set).")
     refresh_s: int = Field(5, ge=1, le=3600, description="Auto-refresh of the stats page, seconds.")
+    metrics_uri: Optional[str] = Field(
+        "/metrics",
+        pattern=r"^/[A-Za-z0-9/_.-]*$",
+        description="Path of HAProxy's built-in Prometheus exporter on the stats listener: same port, same networks (`cluster.adminNetworks`), same user and password as the stats page (Prometheus: `basic_auth`). `null` turns it off.",
+    )
     admin_networks: list[str] = Field(
         default_factory=lambda: ["internal", "heartbeat"],
         description="Networks (by name) allowed to use the stats page's admin actions (besides localhost). The seed allowed everybody (`stats admin if TRUE`).",

@@ -299,6 +299,9 @@ def _check_services(config: StackConfig) -> Iterator[Problem]:
     yield from _duplicates(sections, "backend section")
     if not c.haproxy.services:
         yield Problem("cluster.haproxy.services", "needs at least one service")
+    stats = c.haproxy.stats
+    if stats.metrics_uri and stats.metrics_uri == stats.uri.split("?", 1)[0]:
+        yield Problem("cluster.haproxy.stats.metricsUri", f"{stats.metrics_uri} is the stats page's own path ({stats.uri}): the exporter would hide the page; pick another path")
     for i, s in enumerate(c.haproxy.services):
         base = f"cluster.haproxy.services[{i}]"
         if s.storage not in storages:

@@ -23,6 +23,8 @@ from . import guests, hardening, network
 from .recording import PlanRecording
 from ..loss import loss_budget
 from ..render.storage import RAID_ALERT_TAG
+from ..metrics import server_states
+from ..render.director import service_views
 from ..waiting import Timeout, wait_until
 from .shell import run
 from .ssh import Target, root
@@ -94,6 +96,24 @@ def services_answer(c: Cluster, names: list[str] | None = None, within: float = 
         if names is None or name in names:
             wait_until(f"{name} ({url})", lambda: http_get(url)[0], within, interval=2)
     return ", ".join(names or sorted(c.services))
+
+
+def check_metrics(c: Cluster) -> str:
+    """Every director's Prometheus exporter, scraped from the host as Prometheus would: no answer
+    without the stats login, and with it every server of every backend UP (as the services check
+    just saw them serve)."""
+    expected = {(v.backend, m.name) for v in service_views(c.topology) for m in v.members}
+    login = f"{c.plan.outputs['statsUser']}:{c.plan.outputs['statsPassword']}"
+    for director, url in sorted(c.plan.outputs["metricsUrls"].items()):
+        ok, body = http_get(url)
+        must(not ok and "401" in body, f"{director}: the exporter answered without the login: {body[:120]}")
+        ok, body = http_get(url, auth=login)
+        must(ok, f"{director}: exporter: {body[:200]}")
+        states = server_states(body)
+        must(set(states) == expected, f"{director}: exporter lists {sorted(set(states) ^ expected)[:4]} unlike the model")
+        down = sorted(f"{b}/{s}:{state}" for (b, s), state in states.items() if state != "UP")
+        must(not down, f"{director}: exporter says {down[:4]}")
+    return f"{len(c.plan.outputs['metricsUrls'])} directors, {len(expected)} servers UP each; 401 without the stats login"
 
 
 def storage_services(c: Cluster, storage: str) -> list[str]:
@@ -430,6 +450,7 @@ def check_docker_host_down(c: Cluster) -> str:
 CHECKS: list[tuple[str, Callable[[Cluster], str]]] = [
     ("services through the VIP", check_services),
     ("secret files root-only", check_secret_files),
+    ("Prometheus exporter on every director", check_metrics),
     ("container ports only from the directors", check_container_ports),
     ("containers hardened (docker inspect) and serving", check_container_hardening),
     ("RAID member fail/remove/re-add", check_raid),
