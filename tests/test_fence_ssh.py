@@ -35,7 +35,7 @@ def ssh(host: fence_ssh.FenceHost, *command: str, stdin: str = "") -> subprocess
 
 def test_the_authorized_keys_line_forces_the_wrapper_from_the_directors_only(topo: Topology) -> None:
     options = fence.key_options(topo)
-    assert options.startswith("restrict,no-pty,no-port-forwarding,no-agent-forwarding,no-X11-forwarding,")
+    assert options.startswith("restrict,pty,no-port-forwarding,no-agent-forwarding,no-X11-forwarding,")
     assert 'from="192.168.1.101,10.0.100.1,10.0.50.1,192.168.1.102,' in options and options.endswith('command="/usr/local/sbin/hawc-fence-virsh"')
     line = fence.authorized_keys_line(options, "ssh-ed25519 AAAAkey old-comment\n", "hawc-fence@cluster_tfm")
     assert line == f"{options} ssh-ed25519 AAAAkey hawc-fence@cluster_tfm"

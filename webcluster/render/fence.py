@@ -22,8 +22,10 @@ FENCE_PASSWORD = f"{PACEMAKER_DIR}/fence.password"
 WRAPPER_PATH = "/usr/local/sbin/hawc-fence-virsh"  # where docs/pacemaker.md installs the `fenceCommand` output
 VIRSH = "/usr/bin/virsh"
 CONNECT = "qemu:///system"
-# Every restriction OpenSSH knows (`restrict`), spelled out as well for the reader.
-KEY_OPTIONS = ("restrict", "no-pty", "no-port-forwarding", "no-agent-forwarding", "no-X11-forwarding")
+# Every restriction OpenSSH knows (`restrict`, the forwardings spelled out for the reader), but a
+# terminal: fence_virsh asks for one (`ssh -t`) and gives up without it (real sshd: "PTY allocation
+# request failed", ssh exits 255). The forced command still decides what runs on that terminal.
+KEY_OPTIONS = ("restrict", "pty", "no-port-forwarding", "no-agent-forwarding", "no-X11-forwarding")
 
 
 def uses_key(topo: Topology) -> bool:
