@@ -327,7 +327,7 @@ class HaproxyTuning(Strict):
         description="`timeout http-request`: the time a client has to send a complete request header (and between requests on a kept-alive connection), so slow clients (slowloris) cannot hold connections open.",
     )
     maxconn: int = Field(
-        4096, ge=1, le=1_000_000, description="Global `maxconn`: connections one HAProxy accepts at once; beyond it, clients wait in the kernel's accept queue. Must be at least `serverMaxconn` times the number of server lines."
+        4096, ge=1, le=1_000_000, description="Global `maxconn`: connections one HAProxy accepts at once; beyond it, clients wait in the kernel's accept queue. `validate` warns when it is below `serverMaxconn` times the number of server lines (servers would stay idle while clients wait in the accept queue)."
     )
     server_maxconn: int = Field(
         64,

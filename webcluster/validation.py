@@ -333,13 +333,15 @@ def _check_services(config: StackConfig) -> Iterator[Problem]:
 
 
 def _check_maxconn(config: StackConfig, server_lines: int) -> Iterator[Problem]:
-    """Every server must be able to fill its slots: with fewer global connections than server
-    slots, HAProxy stops accepting before the servers are busy and its queues never form."""
+    """A warning, not an error: with fewer global connections than server slots, HAProxy stops
+    accepting before every server is busy (clients wait in the kernel's accept queue instead of
+    HAProxy's), which is safe but leaves servers idle. A scaled-out cluster meets it first."""
     t = config.cluster.haproxy.tuning
     if t.server_maxconn * server_lines > t.maxconn:
         yield Problem(
             "cluster.haproxy.tuning.maxconn",
-            f"{t.maxconn} is less than serverMaxconn {t.server_maxconn} x {server_lines} server lines = {t.server_maxconn * server_lines}: raise it or lower cluster.haproxy.tuning.serverMaxconn",
+            f"{t.maxconn} is less than serverMaxconn {t.server_maxconn} x {server_lines} server lines = {t.server_maxconn * server_lines}: the global limit is reached before the servers are full; raise it or lower cluster.haproxy.tuning.serverMaxconn",
+            "warning",
         )
 
 
