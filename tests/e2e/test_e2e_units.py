@@ -301,7 +301,7 @@ def _fake_nas(monkeypatch, journal: dict[str, str]) -> list[str]:
     ran: list[str] = []
     failed = {"yes": False}
 
-    def on(c, node, script, timeout=120):
+    def on(c, node, script, timeout=120, tries=1):
         ran.append(script)
         if "active sync" in script:
             return "/dev/vdc\n"
@@ -363,3 +363,40 @@ def test_the_secret_files_check_knows_every_secret_file_and_spots_a_loose_one() 
     assert "nas" not in found, "the keepalived e2e stack holds no secret on the NAS"
     assert checks.loose_files("600 root /etc/haproxy/haproxy.cfg\n400 root /etc/corosync/authkey") == []
     assert checks.loose_files("644 root /etc/haproxy/haproxy.cfg\n600 haproxy /x y") == ["/etc/haproxy/haproxy.cfg (644 root)", "/x y (600 haproxy)"]
+
+
+def test_a_probe_opens_a_new_session_when_the_last_one_went_unanswered(monkeypatch) -> None:
+    """CI-like run: a starved director left the secret-files check's session unanswered for 120 s.
+    A read-only probe asks again; a script that answered with a failure is not run twice."""
+    import subprocess
+
+    import pytest
+
+    from webcluster.e2e import checks
+    from webcluster.e2e.recording import PlanRecording
+    from webcluster.stackfile import load_stack_file, stack_path
+    from webcluster.topology import Topology
+
+    c = checks.Cluster(Topology(load_stack_file(stack_path("e2e")).config), PlanRecording("e2e", {}, {}, outputs={}))
+    answers: list[subprocess.CompletedProcess] = []
+    asked: list[str] = []
+
+    def root(target, script, timeout=120, dial_for=0):
+        asked.append(target.host)
+        return answers.pop(0)
+
+    monkeypatch.setattr(checks, "root", root)
+    done = subprocess.CompletedProcess([], 0, b"600 root /etc/haproxy/haproxy.cfg\n", b"")
+    answers[:] = [subprocess.CompletedProcess([], 124, b"", b"timed out after 120s"), subprocess.CompletedProcess([], 255, b"", b"kex"), done]
+    assert checks.on(c, "standby1", "stat ...", tries=3) == "600 root /etc/haproxy/haproxy.cfg\n" and len(asked) == 3
+    asked.clear()
+    answers[:] = [subprocess.CompletedProcess([], 1, b"", b"stat: cannot stat"), done]
+    with pytest.raises(checks.CheckFailed, match="exit 1: stat: cannot stat"):
+        checks.on(c, "standby1", "stat ...", tries=3)
+    assert len(asked) == 1, "a script that answered is not run again"
+    answers[:] = [subprocess.CompletedProcess([], 124, b"", b"timed out after 120s")] * 3
+    with pytest.raises(checks.CheckFailed, match=r"exit 124 \(3 tries\)"):
+        checks.on(c, "standby1", "stat ...", tries=3)
+    answers[:] = [subprocess.CompletedProcess([], 124, b"", b"timed out after 120s"), done]
+    with pytest.raises(checks.CheckFailed, match="exit 124: timed out"):
+        checks.on(c, "standby1", "stat ...")  # one try unless asked: a fault's command is never repeated

@@ -79,7 +79,7 @@ def test_check_inspects_every_docker_host_and_probes_every_container(monkeypatch
     cluster = checks.Cluster(topo, plan=None)  # type: ignore[arg-type]
     scripts: dict[str, str] = {}
 
-    def inspect_all(c, node, script, timeout=120):
+    def inspect_all(c, node, script, timeout=120, tries=1):
         scripts[node] = script
         names = script.split()[2:]
         return json.dumps([{**copy.deepcopy(INSPECT[0]), "Name": "/" + n} for n in names])
@@ -93,7 +93,7 @@ def test_check_inspects_every_docker_host_and_probes_every_container(monkeypatch
     assert detail.startswith(f"{sum(len(b.containers) for b in topo.cluster.backends)} containers: php:8.2.29-apache-bookworm")
     assert ("containers hardened (docker inspect) and serving", checks.check_container_hardening) in checks.CHECKS
 
-    def one_writable(c, node, script, timeout=120):
+    def one_writable(c, node, script, timeout=120, tries=1):
         out = json.loads(inspect_all(c, node, script))
         out[-1]["HostConfig"]["ReadonlyRootfs"] = node != "cluster4"
         return json.dumps(out)

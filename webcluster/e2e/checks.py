@@ -83,11 +83,21 @@ def must(ok: bool, message: str) -> None:
         raise CheckFailed(message)
 
 
-def on(c: Cluster, node: str, script: str, timeout: float = 120) -> str:
-    r = root(c.target(node), script, timeout=timeout)
+def on(c: Cluster, node: str, script: str, timeout: float = 120, tries: int = 1) -> str:
+    """Run a script as root on `node`. With `tries` > 1 (read-only probes only), a session that
+    itself failed (no answer within `timeout`: exit 124; ssh's own error: 255) is opened again: an
+    emulated director starved of CPU for a while (the VIP flapping shows it) once left a check's
+    session unanswered for 120 s. A script that answered with a failure is never run again."""
+    for attempt in range(1, tries + 1):
+        r = root(c.target(node), script, timeout=timeout)
+        if r.returncode not in SESSION_FAILED or attempt == tries:
+            break
     out = (r.stdout + r.stderr).decode(errors="replace")
-    must(r.returncode == 0, f"{node}: exit {r.returncode}: {out[-600:]}")
+    must(r.returncode == 0, f"{node}: exit {r.returncode}{f' ({tries} tries)' if r.returncode in SESSION_FAILED and tries > 1 else ''}: {out[-600:]}")
     return r.stdout.decode(errors="replace")
+
+
+SESSION_FAILED = (124, 255)  # the SSH session timed out / ssh itself failed (not the script)
 
 
 def services_answer(c: Cluster, names: list[str] | None = None, within: float = 60) -> str:
@@ -180,7 +190,7 @@ def check_container_hardening(c: Cluster) -> str:
         names = [ct.name for ct in b.containers]
         if not names:
             continue
-        out = on(c, b.name, "docker inspect " + " ".join(names), timeout=120)
+        out = on(c, b.name, "docker inspect " + " ".join(names), timeout=120, tries=3)
         wrong = hardening.problems(out, names, d)
         must(not wrong, f"{b.name}: " + "; ".join(wrong))
         found += names
@@ -245,7 +255,8 @@ def check_secret_files(c: Cluster) -> str:
     """Every file holding a secret is root's and private (0600/0400) on every node, and no half-installed copy is left."""
     counted = 0
     for node, paths in secret_files(c.topology).items():
-        out = on(c, node, "stat -c '%a %U %n' " + " ".join(paths) + " && ls " + " ".join(f"{p}.hawc-new" for p in paths) + " 2>/dev/null || true")
+        listing = "stat -c '%a %U %n' " + " ".join(paths) + " && ls " + " ".join(f"{p}.hawc-new" for p in paths) + " 2>/dev/null || true"
+        out = on(c, node, listing, tries=3)
         stats = "\n".join(line for line in out.splitlines() if not line.endswith(".hawc-new"))
         must(stats == out.strip(), f"{node}: half-installed copies left: {[line for line in out.splitlines() if line.endswith('.hawc-new')]}")
         must(not loose_files(stats), f"{node}: secret files readable by others: {loose_files(stats)}")
