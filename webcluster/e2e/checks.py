@@ -98,6 +98,9 @@ def on(c: Cluster, node: str, script: str, timeout: float = 120, tries: int = 1)
 
 
 SESSION_FAILED = (124, 255)  # the SSH session timed out / ssh itself failed (not the script)
+# A session to an emulated director: `echo` alone took 74-86 s (load average 17 inside on its one
+# vCPU, keepalived's checks every second), three sessions of 120 s to standby1 all timed out.
+PATIENT_SESSION_S = 300
 
 
 def services_answer(c: Cluster, names: list[str] | None = None, within: float = 60) -> str:
@@ -256,7 +259,7 @@ def check_secret_files(c: Cluster) -> str:
     counted = 0
     for node, paths in secret_files(c.topology).items():
         listing = "stat -c '%a %U %n' " + " ".join(paths) + " && ls " + " ".join(f"{p}.hawc-new" for p in paths) + " 2>/dev/null || true"
-        out = on(c, node, listing, tries=3)
+        out = on(c, node, listing, timeout=PATIENT_SESSION_S, tries=2)
         stats = "\n".join(line for line in out.splitlines() if not line.endswith(".hawc-new"))
         must(stats == out.strip(), f"{node}: half-installed copies left: {[line for line in out.splitlines() if line.endswith('.hawc-new')]}")
         must(not loose_files(stats), f"{node}: secret files readable by others: {loose_files(stats)}")
