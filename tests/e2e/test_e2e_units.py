@@ -243,7 +243,7 @@ def test_probe_ports_probes_every_target_at_once_and_reads_each_result(monkeypat
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         closed = s.getsockname()[1]  # bound, never listening: refused
-        monkeypatch.setattr(checks, "on", lambda c, node, script, timeout=120: subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=timeout).stdout)
+        monkeypatch.setattr(checks, "on", lambda c, node, script, timeout=120, tries=1: subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=timeout).stdout)
         try:
             found = checks.probe_ports(None, "here", [("127.0.0.1", server.server_port), ("127.0.0.1", closed)])  # type: ignore[arg-type]
         finally:

@@ -67,3 +67,19 @@ def test_a_server_down_or_missing_or_an_open_exporter_fails_the_check(cluster, m
     answers(monkeypatch, states, open_to_all=True)
     with pytest.raises(checks.CheckFailed, match="without the login"):
         checks.check_metrics(cluster)
+
+
+def test_a_scrape_without_any_answer_is_asked_again_but_an_http_status_is_final(cluster, monkeypatch) -> None:
+    """A starved emulated director once let a scrape time out (curl 28): asked again, the 401 came."""
+    replies = [(False, "curl: (28) Operation timed out after 10008 milliseconds with 0 bytes received")]
+    asked = answers(monkeypatch, all_up(cluster))
+    fake = checks.http_get
+
+    def flaky(url: str, timeout: float = 10, auth: str | None = None) -> tuple[bool, str]:
+        return replies.pop(0) if replies else fake(url, timeout, auth)
+
+    monkeypatch.setattr(checks, "http_get", flaky)
+    assert "3 directors" in checks.check_metrics(cluster) and len(asked) == 6
+    answers(monkeypatch, all_up(cluster), open_to_all=True)
+    with pytest.raises(checks.CheckFailed, match="without the login"):
+        checks.check_metrics(cluster)

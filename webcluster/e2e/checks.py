@@ -111,6 +111,16 @@ def services_answer(c: Cluster, names: list[str] | None = None, within: float = 
     return ", ".join(names or sorted(c.services))
 
 
+def scrape(url: str, auth: str | None = None, tries: int = 3) -> tuple[bool, str]:
+    """A read-only GET asked again when no HTTP answer came at all (curl's transport errors, e.g.
+    a starved emulated director timing out), as Prometheus scrapes again; an HTTP status is final."""
+    for _ in range(tries):
+        ok, body = http_get(url, timeout=30, auth=auth)
+        if ok or "returned error" in body:
+            break
+    return ok, body
+
+
 def check_metrics(c: Cluster) -> str:
     """Every director's Prometheus exporter, scraped from the host as Prometheus would: no answer
     without the stats login, and with it every server of every backend UP (as the services check
@@ -118,9 +128,9 @@ def check_metrics(c: Cluster) -> str:
     expected = {(v.backend, m.name) for v in service_views(c.topology) for m in v.members}
     login = f"{c.plan.outputs['statsUser']}:{c.plan.outputs['statsPassword']}"
     for director, url in sorted(c.plan.outputs["metricsUrls"].items()):
-        ok, body = http_get(url)
+        ok, body = scrape(url)
         must(not ok and "401" in body, f"{director}: the exporter answered without the login: {body[:120]}")
-        ok, body = http_get(url, auth=login)
+        ok, body = scrape(url, auth=login)
         must(ok, f"{director}: exporter: {body[:200]}")
         states = server_states(body)
         must(set(states) == expected, f"{director}: exporter lists {sorted(set(states) ^ expected)[:4]} unlike the model")
@@ -161,7 +171,7 @@ def probe_ports(c: Cluster, node: str, targets: list[tuple[str, int]], connect_s
         f"(t=$(curl -s -o /dev/null -w '%{{time_connect}}' --connect-timeout {connect_s} --max-time {answer_s} http://{a}:{p}/); echo \"{a} {p} $? $t\") &\n"
         for a, p in targets
     )
-    out = on(c, node, probes + "wait\n", timeout=answer_s + 180)
+    out = on(c, node, probes + "wait\n", timeout=answer_s + 180, tries=2)
     found = {(a, int(p)): Probe(int(rc), float(t or 0) > 0) for a, p, rc, t in re.findall(r"^(\S+) (\d+) (\d+) ?([\d.]*)$", out, re.M)}
     must(set(found) == set(targets), f"{node}: no result for {sorted(set(targets) - set(found))}")
     return found
