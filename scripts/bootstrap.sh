@@ -34,8 +34,8 @@ if [ "${#missing[@]}" -gt 0 ]; then
 		created_policy=1
 	fi
 	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -qq
-	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+	apt-get -o DPkg::Lock::Timeout=600 update -qq
+	apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 	[ "$created_policy" = 1 ] && rm -f /usr/sbin/policy-rc.d
 fi
 

@@ -89,6 +89,17 @@ class VipWatch:
                 moves.append(who)
         return moves
 
+    def moves_between(self, start: float, end: float) -> list[float]:
+        """When (epoch) the VIP changed hands (a claim by another node than the claim before it)
+        between `start` and `end`: each move resets the connections in flight to the VIP."""
+        moves: list[float] = []
+        last = None
+        for stamp, who in list(self.claims):
+            if last is not None and who != last and start <= stamp <= end:
+                moves.append(stamp)
+            last = who
+        return moves
+
     def steady(self, seconds: float) -> bool:
         """Nobody but one node claimed the VIP in the last `seconds`."""
         return len(set(self.holders_since(time.time() - seconds))) <= 1
