@@ -14,7 +14,7 @@ import os
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Sequence
+from typing import Optional, Sequence
 
 from .render.gluster_tls import CA_KEY, cert_key, key_key
 
@@ -70,29 +70,39 @@ def server_extensions(addresses: Sequence[str], dns_names: Sequence[str]) -> str
     return f"basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName={sans}\n"
 
 
-def ensure_server(store: Path, addresses: Sequence[str], dns_names: Sequence[str], ca_subject: str) -> dict[str, str]:
-    """The store's HTTPS CA (CA_PRIVATE_KEY, CA_KEY) and a server certificate and key
-    (SERVER_CERT, SERVER_KEY) covering `addresses` and `dns_names`; a new server certificate
-    (same CA) when the names changed."""
-    names = ",".join([*addresses, "/", *dns_names])
+def ensure_server(store: Path, addresses: Optional[Sequence[str]], dns_names: Optional[Sequence[str]], ca_subject: str) -> dict[str, str]:
+    """The store's HTTPS CA (CA_PRIVATE_KEY, CA_KEY), server key (SERVER_KEY) and a server
+    certificate (SERVER_CERT) covering `addresses` and `dns_names`. The CA and the key are made
+    once; the certificate again when the names change. Names None: the store as it is, with
+    the CA and the key made if missing (the e2e's mocks ask for the key before the names)."""
     with _locked_store(store):
         pki = json.loads(store.read_text()) if store.exists() else {}
-        if CA_KEY in pki and pki.get(SERVER_NAMES) == names:
+        names = None if addresses is None else ",".join([*addresses, "/", *(dns_names or [])])
+        if CA_KEY in pki and SERVER_KEY in pki and (names is None or pki.get(SERVER_NAMES) == names):
             return pki
         with tempfile.TemporaryDirectory(prefix="hawc-pki-") as tmp:
             work = Path(tmp)
             if CA_KEY not in pki:
                 pki = _new_ca(work, ca_subject, EC_KEY)
-            (work / "ca.key").write_text(pki[CA_PRIVATE_KEY])
-            (work / "ca.crt").write_text(pki[CA_KEY])
-            (work / "server.ext").write_text(server_extensions(addresses, dns_names))
-            subject = f"/CN={dns_names[0] if dns_names else addresses[0]}"
-            _openssl("req", "-newkey", *EC_KEY, "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", subject, cwd=work)
-            _openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-set_serial", str(int.from_bytes(os.urandom(8), "big")),
-                     "-days", DAYS, "-sha256", "-extfile", "server.ext", "-out", "server.crt", cwd=work)
-            pki.update({SERVER_CERT: (work / "server.crt").read_text(), SERVER_KEY: (work / "server.key").read_text(), SERVER_NAMES: names})
+            if SERVER_KEY not in pki:
+                _openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", "server.key", cwd=work)
+                pki[SERVER_KEY] = (work / "server.key").read_text()
+            if names is not None:
+                pki.update(_server_cert(work, pki, addresses or [], dns_names or []), **{SERVER_NAMES: names})
         _save(store, pki)
         return pki
+
+
+def _server_cert(work: Path, pki: dict[str, str], addresses: Sequence[str], dns_names: Sequence[str]) -> dict[str, str]:
+    (work / "ca.key").write_text(pki[CA_PRIVATE_KEY])
+    (work / "ca.crt").write_text(pki[CA_KEY])
+    (work / "server.key").write_text(pki[SERVER_KEY])
+    (work / "server.ext").write_text(server_extensions(addresses, dns_names))
+    subject = f"/CN={dns_names[0] if dns_names else addresses[0]}"
+    _openssl("req", "-new", "-key", "server.key", "-out", "server.csr", "-subj", subject, cwd=work)
+    _openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-set_serial", str(int.from_bytes(os.urandom(8), "big")),
+             "-days", DAYS, "-sha256", "-extfile", "server.ext", "-out", "server.crt", cwd=work)
+    return {SERVER_CERT: (work / "server.crt").read_text()}
 
 
 # --------------------------------------------------------------------------- Gluster

@@ -282,6 +282,40 @@ def test_the_recorded_plan_carries_working_gluster_keys(tmp_path, monkeypatch) -
     assert moduli[0] == moduli[1] and moduli[0].startswith("Modulus=")
 
 
+def test_the_recorded_plan_carries_a_working_https_certificate(tmp_path, monkeypatch) -> None:
+    """HAProxy in the guests loads the certificate the recording puts in the 40-haproxy step: a real
+    server certificate the recorded `httpsCaCert` output verifies, whose SANs cover the external VIP
+    and the DNS name, with its matching key in the same file (mode 0600); a second recording carries
+    the very same file (same snapshot key). The mocks' stand-in PEMs fail every one of these."""
+    import re
+    import subprocess
+
+    from webcluster.e2e import pki as e2e_pki
+    from webcluster.e2e.recording import record
+    from webcluster.render.https import CERT_FILE
+
+    monkeypatch.setattr(e2e_pki, "STORE", tmp_path / "pki.json")
+    monkeypatch.setattr(e2e_pki, "HTTPS_STORE", tmp_path / "https-pki.json")
+    key = tmp_path / "k"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True, timeout=30)
+    plans = [record("e2e", key.read_text(), key.with_suffix(".pub").read_text()) for _ in range(2)]
+    script = plans[0].steps["cluster1-40-haproxy"].stdin
+    assert script == plans[1].steps["cluster1-40-haproxy"].stdin
+    m = re.search(rf"umask 177\ncat > {re.escape(CERT_FILE)}\.hawc-new <<'(\w+)'\n(.*?)\n\1\nchmod 600 ", script, re.S)
+    assert m, "the certificate file, 0600"
+    pem, ca = tmp_path / "site.pem", tmp_path / "ca.pem"
+    pem.write_text(m.group(2) + "\n")
+    ca.write_text(plans[0].outputs["httpsCaCert"])
+    run = lambda *argv: subprocess.run(argv, capture_output=True, text=True, timeout=30)  # noqa: E731
+    verify = run("openssl", "verify", "-CAfile", str(ca), "-untrusted", str(pem), str(pem))
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    sans = run("openssl", "x509", "-noout", "-ext", "subjectAltName", "-in", str(pem)).stdout
+    vip = plans[0].outputs["externalVip"]
+    assert f"IP Address:{vip}" in sans and "DNS:www.ha-web-cluster.test" in sans, sans
+    public = [run("openssl", "x509", "-noout", "-pubkey", "-in", str(pem)).stdout, run("openssl", "pkey", "-pubout", "-in", str(pem)).stdout]
+    assert public[0] == public[1] and "BEGIN PUBLIC KEY" in public[0]
+
+
 def test_a_restore_try_outlasts_ssh_s_own_dial_bound() -> None:
     """After a restore each SSH try must outlast ssh's ConnectTimeout (which also bounds sshd's
     banner): a 15 s try against a director whose banner took 18 s failed every time, and the run
