@@ -70,15 +70,16 @@ def server_extensions(addresses: Sequence[str], dns_names: Sequence[str]) -> str
     return f"basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName={sans}\n"
 
 
-def ensure_server(store: Path, addresses: Optional[Sequence[str]], dns_names: Optional[Sequence[str]], ca_subject: str) -> dict[str, str]:
+def ensure_server(store: Path, addresses: Optional[Sequence[str]], dns_names: Optional[Sequence[str]], ca_subject: str, renew: bool = False) -> dict[str, str]:
     """The store's HTTPS CA (CA_PRIVATE_KEY, CA_KEY), server key (SERVER_KEY) and a server
     certificate (SERVER_CERT) covering `addresses` and `dns_names`. The CA and the key are made
     once; the certificate again when the names change. Names None: the store as it is, with
-    the CA and the key made if missing (the e2e's mocks ask for the key before the names)."""
+    the CA and the key made if missing (the e2e's mocks ask for the key before the names).
+    `renew`: a new certificate (new serial) for the same names and key, as a rotation makes."""
     with _locked_store(store):
         pki = json.loads(store.read_text()) if store.exists() else {}
         names = None if addresses is None else ",".join([*addresses, "/", *(dns_names or [])])
-        if CA_KEY in pki and SERVER_KEY in pki and (names is None or pki.get(SERVER_NAMES) == names):
+        if CA_KEY in pki and SERVER_KEY in pki and (names is None or pki.get(SERVER_NAMES) == names) and not renew:
             return pki
         with tempfile.TemporaryDirectory(prefix="hawc-pki-") as tmp:
             work = Path(tmp)
