@@ -59,7 +59,7 @@ def _save(store: Path, data: dict[str, str]) -> None:
 
 # --------------------------------------------------------------------------- HTTPS
 
-EC_KEY = ("ec", "-pkeyopt", "ec_paramgen_curve:P-256")  # as components/https_pki.py: fast handshakes
+EC_KEY = tuple("ec -pkeyopt ec_paramgen_curve:P-256".split())  # `-newkey`'s arguments  # as components/https_pki.py: fast handshakes
 SERVER_CERT = "serverCert"
 SERVER_KEY = "serverKey"
 SERVER_NAMES = "serverNames"
