@@ -1,8 +1,8 @@
-"""HTTPS at the directors, proved on the running lab: the lab's own CA and server certificate (made
-with openssl, webcluster/pki.py, as the lab makes its other secrets), and a scenario: `curl
---cacert` verifies the VIP's certificate on every TLS port, ALPN negotiates h2, the persistence
-cookie is Secure and HttpOnly on HTTPS only, the stats page answers over TLS, and a certificate
-replaced through HAProxy's runtime API under HTTPS load loses no request."""
+"""HTTPS at the directors, proved on the running lab with the lab's own CA and server certificate
+(https_pki.py), as a scenario: `curl --cacert` verifies the VIP's certificate on every TLS port,
+ALPN negotiates h2, TLS 1.1 is refused, the persistence cookie is Secure and HttpOnly on HTTPS
+only, the stats page answers over TLS, and a certificate replaced through HAProxy's runtime API
+under HTTPS load loses no request."""
 
 from __future__ import annotations
 
@@ -10,28 +10,14 @@ import re
 import subprocess
 import time
 
-from .. import pki
 from ..render import https
-from ..topology import Topology
 from . import probe
 from .context import LabContext
-from .state import CLIENT, HYPERVISOR, LAB_ROOT, netns_name, sandbox
+from .https_pki import CA_FILE, lab_https_values
+from .state import CLIENT, HYPERVISOR, netns_name, sandbox
 
-PKI_FILE = LAB_ROOT / "https-pki.json"
-CA_FILE = LAB_ROOT / "https-ca.pem"  # what clients trust (`curl --cacert`); the stack output httpsCaCert in a deployment
-CA_SUBJECT = "ha-web-cluster HTTPS CA (lab)"
 SWAP_LOAD_S = 8
 TIMEOUT_S = 10
-
-
-def lab_https_values(topo: Topology, renew: bool = False) -> dict[str, str]:
-    """The placeholder value of render/https.py (none without TLS frontends); writes the CA for clients."""
-    if not https.enabled(topo):
-        return {}
-    names = https.names(topo)
-    m = pki.ensure_server(PKI_FILE, names.addresses, names.dns_names, CA_SUBJECT, renew=renew)
-    CA_FILE.write_text(m[pki.CA_KEY])
-    return {https.PEM_KEY: https.pem_bundle(m[pki.SERVER_CERT] + m[pki.CA_KEY], m[pki.SERVER_KEY])}
 
 
 def s_client(address: str, port: int, *options: str) -> str:

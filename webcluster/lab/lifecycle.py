@@ -19,7 +19,7 @@ from ..stackfile import LoadedStack, load_stack_file
 from ..topology import ROLE_BACKEND, ROLE_DIRECTOR, ROLE_GLUSTER, ROLE_NAS, Topology
 from . import apache, gluster, network, pacemaker, processes
 from .gluster_pki import lab_pki_values
-from .https_proof import lab_https_values
+from .https_pki import lab_https_values
 from .state import BRIDGES, LAB_ROOT, LINK_PREFIX, NETNS_PREFIX, LabState, lab_secrets, sandbox
 
 Progress = Callable[[str], None]
