@@ -434,3 +434,42 @@ def test_a_probe_opens_a_new_session_when_the_last_one_went_unanswered(monkeypat
     answers[:] = [subprocess.CompletedProcess([], 124, b"", b"timed out after 120s"), done]
     with pytest.raises(checks.CheckFailed, match="exit 124: timed out"):
         checks.on(c, "standby1", "stat ...")  # one try unless asked: a fault's command is never repeated
+
+
+def test_the_https_check_verifies_with_the_ca_output_wants_h2_and_retries_only_transport_failures(monkeypatch) -> None:
+    """check_https: every httpsUrls entry over curl --cacert <httpsCaCert> must answer 200 over HTTP/2;
+    a refused or timed-out try is asked again (bounded), a verification failure is final at once."""
+    from types import SimpleNamespace
+
+    import pytest
+
+    from webcluster.e2e import checks
+
+    outputs = {"httpsUrls": {"a": "https://192.0.2.1:443/", "b": "https://192.0.2.1:9443/"}, "httpsCaCert": "-----BEGIN CERTIFICATE-----\nQ0E=\n-----END CERTIFICATE-----\n"}
+    cluster = SimpleNamespace(plan=SimpleNamespace(outputs=outputs))
+    calls: list[tuple[str, str]] = []
+
+    def answers(script: dict[str, list[tuple[int, str]]]):
+        def fake(url: str, cafile: str, timeout: float = 30) -> tuple[int, str]:
+            with open(cafile) as f:
+                assert f.read() == outputs["httpsCaCert"]
+            calls.append((url, cafile))
+            return script[url].pop(0)
+        return fake
+
+    monkeypatch.setattr(checks, "https_get", answers({"https://192.0.2.1:443/": [(28, "timeout"), (0, "200 2")], "https://192.0.2.1:9443/": [(0, "200 2")]}))
+    assert "2 TLS frontends verified" in checks.check_https(cluster)
+    assert [u for u, _ in calls] == ["https://192.0.2.1:443/", "https://192.0.2.1:443/", "https://192.0.2.1:9443/"]
+    calls.clear()
+    monkeypatch.setattr(checks, "https_get", answers({"https://192.0.2.1:443/": [(60, "SSL certificate problem"), (0, "200 2")], "https://192.0.2.1:9443/": []}))
+    with pytest.raises(checks.CheckFailed, match="curl exit 60"):
+        checks.check_https(cluster)
+    assert len(calls) == 1
+    monkeypatch.setattr(checks, "https_get", answers({"https://192.0.2.1:443/": [(0, "200 1.1")], "https://192.0.2.1:9443/": []}))
+    with pytest.raises(checks.CheckFailed, match="HTTP/2"):
+        checks.check_https(cluster)
+    monkeypatch.setattr(checks, "https_get", answers({"https://192.0.2.1:443/": [(7, "refused")] * 3, "https://192.0.2.1:9443/": []}))
+    with pytest.raises(checks.CheckFailed, match="curl exit 7"):
+        checks.check_https(cluster)
+    assert checks.check_https(SimpleNamespace(plan=SimpleNamespace(outputs={"httpsUrls": {}}))) == "no TLS frontend in this stack"
+    assert ("HTTPS through the VIP", checks.check_https) in checks.CHECKS
