@@ -18,7 +18,7 @@ import pulumi_tls as tls
 from webcluster.render import https
 from webcluster.topology import Topology
 
-from .gluster_pki import VALIDITY_HOURS
+from .gluster_pki import new_ca, sign
 
 COMPONENT_NAME = "https-pki"
 CA_COMMON_NAME = "ha-web-cluster HTTPS CA"
@@ -51,16 +51,7 @@ class HttpsPki(pulumi.ComponentResource):
         n = resource_names(name)
         by_role = {role: res for res, role in n.items()}
         names = https.names(topology)
-        ca_key = tls.PrivateKey(by_role["caKey"], **KEY_ALGORITHM, opts=child)
-        ca = tls.SelfSignedCert(
-            by_role["caCert"],
-            private_key_pem=ca_key.private_key_pem,
-            is_ca_certificate=True,
-            subject=tls.SelfSignedCertSubjectArgs(common_name=CA_COMMON_NAME),
-            validity_period_hours=VALIDITY_HOURS,
-            allowed_uses=["cert_signing", "crl_signing"],
-            opts=child,
-        )
+        ca_key, ca = new_ca(by_role["caCert"], CA_COMMON_NAME, KEY_ALGORITHM, child)
         key = tls.PrivateKey(by_role["serverKey"], **KEY_ALGORITHM, opts=child)
         request = tls.CertRequest(
             by_role["csr"],
@@ -70,14 +61,6 @@ class HttpsPki(pulumi.ComponentResource):
             dns_names=list(names.dns_names),
             opts=child,
         )
-        cert = tls.LocallySignedCert(
-            by_role["serverCert"],
-            cert_request_pem=request.cert_request_pem,
-            ca_private_key_pem=ca_key.private_key_pem,
-            ca_cert_pem=ca.cert_pem,
-            validity_period_hours=VALIDITY_HOURS,
-            allowed_uses=SERVER_USES,
-            opts=child,
-        )
+        cert = sign(by_role["serverCert"], request, ca_key, ca, SERVER_USES, child)
         self.ca_cert = ca.cert_pem
         return pulumi.Output.all(cert.cert_pem, ca.cert_pem, key.private_key_pem).apply(lambda p: https.pem_bundle(p[0] + p[1], p[2]))

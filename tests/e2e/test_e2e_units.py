@@ -251,6 +251,20 @@ def test_probe_ports_probes_every_target_at_once_and_reads_each_result(monkeypat
     assert found == {("127.0.0.1", server.server_port): checks.Probe(0, True), ("127.0.0.1", closed): checks.Probe(7, False)}
 
 
+def _recorded_twice(tmp_path, monkeypatch) -> list:
+    """The e2e stack recorded twice, its PKI stores in `tmp_path`, with a real SSH key pair."""
+    import subprocess
+
+    from webcluster.e2e import pki as e2e_pki
+    from webcluster.e2e.recording import record
+
+    monkeypatch.setattr(e2e_pki, "STORE", tmp_path / "pki.json")
+    monkeypatch.setattr(e2e_pki, "HTTPS_STORE", tmp_path / "https-pki.json")
+    key = tmp_path / "k"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True, timeout=30)
+    return [record("e2e", key.read_text(), key.with_suffix(".pub").read_text()) for _ in range(2)]
+
+
 def test_the_recorded_plan_carries_working_gluster_keys(tmp_path, monkeypatch) -> None:
     """The e2e's recording replaces the mocks' stand-in PEMs with real ones: gluster1's step installs a
     key and a certificate for gluster1 that the CA in the same step verifies, and that key matches
@@ -258,14 +272,9 @@ def test_the_recorded_plan_carries_working_gluster_keys(tmp_path, monkeypatch) -
     import re
     import subprocess
 
-    from webcluster.e2e import pki as e2e_pki
-    from webcluster.e2e.recording import record
     from webcluster.render.gluster_tls import CA_FILE, CERT_FILE, KEY_FILE
 
-    monkeypatch.setattr(e2e_pki, "STORE", tmp_path / "pki.json")
-    key = tmp_path / "k"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True, timeout=30)
-    plans = [record("e2e", key.read_text(), key.with_suffix(".pub").read_text()) for _ in range(2)]
+    plans = _recorded_twice(tmp_path, monkeypatch)
     script = plans[0].steps["gluster1-10-bricks"].stdin
     assert script == plans[1].steps["gluster1-10-bricks"].stdin
     files = {}
@@ -290,15 +299,9 @@ def test_the_recorded_plan_carries_a_working_https_certificate(tmp_path, monkeyp
     import re
     import subprocess
 
-    from webcluster.e2e import pki as e2e_pki
-    from webcluster.e2e.recording import record
     from webcluster.render.https import CERT_FILE
 
-    monkeypatch.setattr(e2e_pki, "STORE", tmp_path / "pki.json")
-    monkeypatch.setattr(e2e_pki, "HTTPS_STORE", tmp_path / "https-pki.json")
-    key = tmp_path / "k"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True, timeout=30)
-    plans = [record("e2e", key.read_text(), key.with_suffix(".pub").read_text()) for _ in range(2)]
+    plans = _recorded_twice(tmp_path, monkeypatch)
     script = plans[0].steps["cluster1-40-haproxy"].stdin
     assert script == plans[1].steps["cluster1-40-haproxy"].stdin
     m = re.search(rf"umask 177\ncat > {re.escape(CERT_FILE)}\.hawc-new <<'(\w+)'\n(.*?)\n\1\nchmod 600 ", script, re.S)
