@@ -157,3 +157,21 @@ def test_the_swap_script_replaces_the_certificate_in_a_running_haproxy_without_a
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+H2LOAD_REPORT = """finished in 49.90ms, 400.77 req/s, 10.86KB/s
+requests: 20 total, 20 started, 20 done, 18 succeeded, 2 failed, 0 errored, 0 timeout
+status codes: 17 2xx, 0 3xx, 1 4xx, 0 5xx
+"""
+
+
+def test_the_bench_reads_h2load_s_report() -> None:
+    """`lab bench`'s HTTPS part: requests/s, and every request that did not answer 2xx counts as failed."""
+    from webcluster.lab.https_bench import HttpsRow, parse_h2load, summary
+
+    assert parse_h2load(H2LOAD_REPORT) == (400.77, 3)
+    with pytest.raises(RuntimeError):
+        parse_h2load("connect error")
+    rows = [HttpsRow(t, p, c, 100, rps, 0) for c in (1, 10) for t, p, rps in (("h2load", "HTTP/1.1", 200.0), ("h2load", "HTTPS HTTP/1.1", 150.0), ("h2load", "HTTPS h2", 100.0), ("ab", "HTTP/1.1", 80.0), ("ab", "HTTPS HTTP/1.1", 40.0))]
+    lines = summary(rows)
+    assert "  h2load c=10: HTTPS HTTP/1.1 / HTTP = 0.75, HTTPS h2 / HTTP = 0.50" in lines and "  ab c=1: HTTPS HTTP/1.1 / HTTP = 0.50" in lines
