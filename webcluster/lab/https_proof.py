@@ -76,6 +76,10 @@ def https_at_the_vip(lab: LabContext) -> list[str]:
         page = probe.get(f"https://{lab.vip}:{stats_port}{stats.uri}", auth=lab.auth, ns=HYPERVISOR, cacert=str(CA_FILE), timeout=TIMEOUT_S)
         assert page.status == 200 and "Statistics Report" in page.body, f"stats over TLS: {page.status} {page.error}"
         notes.append(f"stats page over TLS on {stats_port} (from the admin network)")
+        if stats.metrics_uri:
+            metrics = probe.get(f"https://{lab.vip}:{stats_port}{stats.metrics_uri}", auth=lab.auth, ns=HYPERVISOR, cacert=str(CA_FILE), timeout=TIMEOUT_S)
+            assert metrics.status == 200 and "haproxy_" in metrics.body, f"{stats.metrics_uri} over TLS: {metrics.status} {metrics.error}"
+            notes.append(f"Prometheus {stats.metrics_uri} over TLS on {stats_port}")
     notes += _swap_under_load(lab, services[0])
     return notes
 
