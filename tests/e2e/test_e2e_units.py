@@ -396,7 +396,7 @@ def test_the_secret_files_check_knows_every_secret_file_and_spots_a_loose_one() 
     from webcluster.topology import Topology
 
     found = checks.secret_files(Topology(load_stack_file(stack_path("e2e")).config))
-    assert found["cluster1"] == ["/etc/haproxy/haproxy.cfg"] and found["gluster1"] == ["/usr/lib/ssl/glusterfs.key"]
+    assert found["cluster1"] == ["/etc/haproxy/certs/site.pem", "/etc/haproxy/haproxy.cfg"] and found["gluster1"] == ["/usr/lib/ssl/glusterfs.key"]
     assert "nas" not in found, "the keepalived e2e stack holds no secret on the NAS"
     assert checks.loose_files("600 root /etc/haproxy/haproxy.cfg\n400 root /etc/corosync/authkey") == []
     assert checks.loose_files("644 root /etc/haproxy/haproxy.cfg\n600 haproxy /x y") == ["/etc/haproxy/haproxy.cfg (644 root)", "/x y (600 haproxy)"]
