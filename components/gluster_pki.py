@@ -29,23 +29,41 @@ def resource_names(node: Optional[str] = None, name: str = COMPONENT_NAME) -> di
     return {f"{name}-ca-key": "key", f"{name}-ca": "cert"} if node is None else {f"{name}-{node}-key": "key", f"{name}-{node}-cert": "cert"}
 
 
+def new_ca(name: str, common_name: str, key_algorithm: dict, opts: pulumi.ResourceOptions) -> tuple[tls.PrivateKey, tls.SelfSignedCert]:
+    """A CA's key (resource `name`-key) and self-signed certificate (`name`), signing certificates only."""
+    ca_key = tls.PrivateKey(f"{name}-key", **key_algorithm, opts=opts)
+    ca = tls.SelfSignedCert(
+        name,
+        private_key_pem=ca_key.private_key_pem,
+        is_ca_certificate=True,
+        subject=tls.SelfSignedCertSubjectArgs(common_name=common_name),
+        validity_period_hours=VALIDITY_HOURS,
+        allowed_uses=["cert_signing", "crl_signing"],
+        opts=opts,
+    )
+    return ca_key, ca
+
+
+def sign(name: str, request: tls.CertRequest, ca_key: tls.PrivateKey, ca: tls.SelfSignedCert, uses: list[str], opts: pulumi.ResourceOptions) -> tls.LocallySignedCert:
+    """The CA's certificate for `request`, valid for the cluster's lifetime."""
+    return tls.LocallySignedCert(
+        name,
+        cert_request_pem=request.cert_request_pem,
+        ca_private_key_pem=ca_key.private_key_pem,
+        ca_cert_pem=ca.cert_pem,
+        validity_period_hours=VALIDITY_HOURS,
+        allowed_uses=uses,
+        opts=opts,
+    )
+
+
 class GlusterPki(pulumi.ComponentResource):
     """`values`: the placeholder values of gluster_tls (CA certificate, each node's certificate and key)."""
 
     def __init__(self, name: str, nodes: Sequence[str], opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("ha-web-cluster:security:GlusterPki", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        ca_key_name, ca_name = resource_names(name=name)
-        ca_key = tls.PrivateKey(ca_key_name, **KEY_ALGORITHM, opts=child)
-        ca = tls.SelfSignedCert(
-            ca_name,
-            private_key_pem=ca_key.private_key_pem,
-            is_ca_certificate=True,
-            subject=tls.SelfSignedCertSubjectArgs(common_name=CA_COMMON_NAME),
-            validity_period_hours=VALIDITY_HOURS,
-            allowed_uses=["cert_signing", "crl_signing"],
-            opts=child,
-        )
+        ca_key, ca = new_ca(f"{name}-ca", CA_COMMON_NAME, KEY_ALGORITHM, child)
         self.values: dict[str, pulumi.Output[str]] = {CA_KEY: ca.cert_pem}
         for node in nodes:
             key_name, cert_name = resource_names(node, name)
@@ -53,15 +71,7 @@ class GlusterPki(pulumi.ComponentResource):
             request = tls.CertRequest(
                 f"{name}-{node}-csr", private_key_pem=key.private_key_pem, subject=tls.CertRequestSubjectArgs(common_name=node), opts=child
             )
-            cert = tls.LocallySignedCert(
-                cert_name,
-                cert_request_pem=request.cert_request_pem,
-                ca_private_key_pem=ca_key.private_key_pem,
-                ca_cert_pem=ca.cert_pem,
-                validity_period_hours=VALIDITY_HOURS,
-                allowed_uses=NODE_USES,
-                opts=child,
-            )
+            cert = sign(cert_name, request, ca_key, ca, NODE_USES, child)
             self.values[cert_key(node)] = cert.cert_pem
             self.values[key_key(node)] = pulumi.Output.secret(key.private_key_pem)
         self.ca_cert = ca.cert_pem

@@ -14,8 +14,8 @@ from .hypervisor import Platform
 from .secrets import ClusterSecrets
 
 
-def url(address: ipaddress.IPv4Address | str, port: int, path: str = "/") -> str:
-    return f"http://{address}:{port}{path}"
+def url(address: ipaddress.IPv4Address | str, port: int, path: str = "/", scheme: str = "http") -> str:
+    return f"{scheme}://{address}:{port}{path}"
 
 
 def node_addresses(node: Node) -> dict[str, str]:
@@ -49,12 +49,16 @@ def stack_outputs(topology: Topology, secrets: ClusterSecrets, platform: Platfor
         # Each director's own listener is on its internal address (the external one holds only the VIP's).
         "statsUrls": {d.name: url(d.internal, stats.port, stats.uri) for d in topology.directors},
         "statsVipUrl": url(vip, stats.port, stats.uri),
+        # The TLS frontends (the generated certificate's CA: the httpsCaCert output).
+        "httpsUrls": {s.name: url(vip, s.tls_port, scheme="https") for s in c.haproxy.services if s.tls_port is not None},
         "statsUser": stats.user,
         "statsPassword": pulumi.Output.secret(secrets.values["statsPassword"]),
         "nodes": {n.name: node_addresses(n) for n in topology.nodes},
         "sshUser": secrets.ssh.user,
         "sshPublicKey": secrets.ssh.public_key,
     }
+    if c.haproxy.https.stats_port is not None and outputs["httpsUrls"]:
+        outputs["statsHttpsVipUrl"] = url(vip, c.haproxy.https.stats_port, stats.uri, scheme="https")
     if stats.metrics_uri:  # Prometheus scrape targets (basic_auth: statsUser, statsPassword)
         outputs["metricsUrls"] = {d.name: url(d.internal, stats.port, stats.metrics_uri) for d in topology.directors}
     if "fencePassword" in secrets.values:  # the fence user on the hypervisor host needs it (fenceLogin: password)

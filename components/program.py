@@ -11,7 +11,7 @@ from typing import Mapping
 import pulumi
 
 from webcluster.render import ClusterPlan, render_cluster
-from webcluster.render import gluster_tls
+from webcluster.render import gluster_tls, https
 from webcluster.render.placeholders import fill, keys_in
 from webcluster.topology import Topology
 from webcluster.validation import ConfigError
@@ -21,6 +21,7 @@ from .backends import DockerBackends, WebContent
 from .directors import DirectorTrio
 from . import gluster_pki
 from .gluster_pki import GlusterPki
+from .https_pki import COMPONENT_NAME as COMPONENT_HTTPS, HttpsPki
 from .hypervisor import platform_class
 from .hypervisor.base import CloudInit
 from .outputs import stack_outputs
@@ -80,15 +81,22 @@ def main() -> Mapping[str, Tier]:
     preflight.check(config)
     topology = Topology(config)
     keys = secrets_in(plan)
-    secrets = ClusterSecrets("secrets", {k for k in keys if not gluster_tls.is_tls_key(k)}, config.ssh_user, config.ssh_public_key)
+    generated = {k for k in keys if not gluster_tls.is_tls_key(k) and not https.is_tls_key(k)}
+    secrets = ClusterSecrets("secrets", generated, config.ssh_user, config.ssh_public_key)
     tls_nodes = gluster_tls.participants(topology)
     if tls_nodes:
         secrets.values.update(GlusterPki(gluster_pki.COMPONENT_NAME, tls_nodes).values)
+    https_pki = HttpsPki(COMPONENT_HTTPS, topology) if https.enabled(topology) else None
+    if https_pki is not None:
+        secrets.values.update(https_pki.values)
     platform = platform_cls("platform", config, secrets.ssh)
     deployment = Deployment(topology, plan, platform, secrets, cloud_init_for(plan, secrets.ssh.public_key))
     args = tier_args(deployment)
     tiers = {name: cls(name, args[name]) for name, cls in TIERS}
     deployment.steps.seal()
-    for key, value in stack_outputs(topology, secrets, platform).items():
+    outputs = stack_outputs(topology, secrets, platform)
+    if https_pki is not None and https_pki.ca_cert is not None:
+        outputs["httpsCaCert"] = https_pki.ca_cert  # clients trust it: `curl --cacert`
+    for key, value in outputs.items():
         pulumi.export(key, value)
     return tiers

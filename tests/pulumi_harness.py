@@ -73,8 +73,8 @@ def _digest(*parts: str) -> str:
     return hashlib.sha256("/".join(parts).encode()).hexdigest()
 
 
-# (resource type, name) -> outputs that replace the mocks' stand-ins: the e2e's working keys and certificates.
-ProviderOutputs = Callable[[str, str], Mapping[str, str]]
+# (resource type, name, inputs) -> outputs that replace the mocks' stand-ins: the e2e's working keys and certificates.
+ProviderOutputs = Callable[[str, str, Mapping[str, Any]], Mapping[str, str]]
 
 
 def pem(label: str, token: str) -> str:
@@ -114,7 +114,7 @@ class ClusterMocks(pulumi.runtime.Mocks):
             outputs["certRequestPem"] = pem("CERTIFICATE REQUEST", token)
         elif args.typ in (STEP_TYPE, LOCAL_TYPE):
             outputs.update(stdout="", stderr="")
-        real = self.provider_outputs(args.typ, args.name) if self.provider_outputs else {}
+        real = self.provider_outputs(args.typ, args.name, args.inputs) if self.provider_outputs else {}
         outputs.update({k: self._secret(v) if k.startswith("private") else v for k, v in real.items()})
         return f"{args.name}-{token[:8]}", outputs
 

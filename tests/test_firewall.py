@@ -38,7 +38,7 @@ def test_every_node_drops_input_and_forward_by_default(stack) -> None:
 
 def test_director_accepts_services_only_on_the_external_vip(dev_plan: ClusterPlan) -> None:
     text = nft(dev_plan, "cluster1")
-    assert 'iifname "enp0s3" ip daddr 192.168.1.200 tcp dport { 80, 90, 8000, 9000 } accept' in text
+    assert 'iifname "enp0s3" ip daddr 192.168.1.200 tcp dport { 80, 90, 443, 8000, 9000, 9443 } accept' in text  # 443, 9443: the TLS frontends
     # Forwarding: internal -> external only (and the replies); NAT kept.
     assert 'iifname "enp0s8" oifname "enp0s3" ip saddr 10.0.100.0/24 accept' in text
     assert 'ip saddr 10.0.100.0/24 oifname "enp0s3" masquerade' in text
@@ -116,11 +116,11 @@ def test_ssh_follows_the_pulumi_path() -> None:
 def test_a_client_on_the_external_network_reaches_only_the_services() -> None:
     topo = Topology(StackConfig())
     exposure = client_exposure(topo, ipaddress.IPv4Address("192.168.1.254"))
-    assert exposure.pop("192.168.1.200") == [80, 90, 8000, 9000]
+    assert exposure.pop("192.168.1.200") == [80, 90, 443, 8000, 9000, 9443]
     assert len(exposure) == 3 + 3 + 3 + 1 + 3 + 3 + 2  # every other node address and VIP...
     assert all(ports == [] for ports in exposure.values())  # ...answers nothing
     admin = client_exposure(topo, ipaddress.IPv4Address("192.168.1.1"))
-    assert admin["192.168.1.200"] == [80, 90, 7000, 8000, 9000] and admin["192.168.1.101"] == [22]
+    assert admin["192.168.1.200"] == [80, 90, 443, 7000, 7443, 8000, 9000, 9443] and admin["192.168.1.101"] == [22]
 
 
 def test_vrrp_adverts_are_unicast_to_the_peer_directors(dev_plan: ClusterPlan) -> None:

@@ -46,7 +46,7 @@ class Stats(NamedTuple):
 def stats_listener_on(config: StackConfig, port: int) -> str:
     """The rendered defaults, userlist and stats listener, the listener bound to loopback:`port`."""
     blocks = sections(str(render_cluster(config).nodes["cluster1"].files["/etc/haproxy/haproxy.cfg"].content))
-    listen = re.sub(r"(\tbind \S+\n)+", f"\tbind 127.0.0.1:{port}\n", blocks["listen stats"])
+    listen = re.sub(r"(\tbind [^\n]+\n)+", f"\tbind 127.0.0.1:{port}\n", blocks["listen stats"])  # the TLS binds too
     return blocks["defaults"] + blocks.get("userlist stats_users", "") + listen
 
 

@@ -25,6 +25,8 @@ COMMON = {
     "serviceUrls",
     "statsUrls",
     "statsVipUrl",
+    "httpsUrls",
+    "statsHttpsVipUrl",
     "statsUser",
     "statsPassword",
     "metricsUrls",
@@ -42,7 +44,7 @@ def dev() -> Recording:
 
 def test_dev_outputs_hold_the_seed_values(dev: Recording) -> None:
     out = unwrap(dev.outputs)
-    assert set(out) == COMMON | {"libvirtHostAddress"}
+    assert set(out) == COMMON | {"libvirtHostAddress", "httpsCaCert"}
     assert (out["hypervisor"], out["haStack"]) == ("libvirt", "keepalived")
     assert (out["externalVip"], out["internalVip"]) == ("192.168.1.200", "10.0.100.200")
     assert out["serviceUrls"] == {
@@ -92,7 +94,7 @@ def test_each_directors_stats_and_metrics_urls_name_an_address_its_haproxy_liste
 
 def test_virtualbox_outputs_add_the_forwarded_urls() -> None:
     out = unwrap(run_stack("dev", hypervisor="virtualbox").outputs)
-    assert set(out) == COMMON | {"forwardedUrls", "sshPorts"}
+    assert set(out) == COMMON | {"forwardedUrls", "sshPorts", "httpsCaCert"}
     assert out["forwardedUrls"] == {
         "HAProxy-HTTP": "http://localhost:8000/",
         "HAProxy-TCP": "http://localhost:8800/",

@@ -23,7 +23,7 @@ import pytest
 from components.secrets import GENERATORS, SSH_KEY_SECRETS
 from components.steps import RUN_AS_ROOT, step_command_text
 from webcluster.render import ClusterPlan, render_cluster
-from webcluster.render import gluster_tls
+from webcluster.render import gluster_tls, https
 from webcluster.render.placeholders import fill, keys_in
 from webcluster.stackfile import load_values
 
@@ -43,7 +43,7 @@ def generated_values(keys: set[str]) -> dict[str, str]:
     alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
     out = {}
     for key in keys:
-        if gluster_tls.is_tls_key(key):  # a node's private key, as pulumi-tls gives it
+        if gluster_tls.is_tls_key(key) or https.is_tls_key(key):  # a private key, as pulumi-tls gives it
             out[key] = f"-----BEGIN PRIVATE KEY-----\n{base64.b64encode(secrets.token_bytes(96)).decode()}\n-----END PRIVATE KEY-----\n"
         elif key == "corosyncKey":
             out[key] = base64.b64encode(secrets.token_bytes(256)).decode()
@@ -58,7 +58,7 @@ def rendered(stack: str) -> tuple[ClusterPlan, dict[str, str]]:
     from components.secrets import secrets_in
 
     keys = secrets_in(plan)
-    assert {k for k in keys if not gluster_tls.is_tls_key(k)} <= set(GENERATORS) | SSH_KEY_SECRETS | {"statsPassword", "haclusterPassword", "fencePassword", "qdeviceSeed"}
+    assert {k for k in keys if not gluster_tls.is_tls_key(k) and not https.is_tls_key(k)} <= set(GENERATORS) | SSH_KEY_SECRETS | {"statsPassword", "haclusterPassword", "fencePassword", "qdeviceSeed"}
     return plan, generated_values(keys)
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from conftest import DEV_STACK, TOPOLOGIES, run_cli
 from webcluster.model import SECRET_KEYS, StackConfig
-from webcluster.render import ClusterPlan, gluster_tls, render_cluster
+from webcluster.render import ClusterPlan, gluster_tls, https, render_cluster
 from webcluster.render.plan import write_plan
 from webcluster.stackfile import load_stack_file
 from webcluster.topology import Topology, mac_for
@@ -118,7 +118,7 @@ def test_haproxy_frontends_backends_and_servers_are_the_seeds(dev_plan: ClusterP
     for director in DIRECTORS:
         cfg = sections(text(dev_plan, director, "/etc/haproxy/haproxy.cfg"))
         frontends = {k.split()[1] for k in cfg if k.startswith("frontend ")} - {"health"}
-        assert frontends == set(FRONTENDS)
+        assert {f for f in frontends if not f.endswith("-tls")} == set(FRONTENDS)  # the TLS frontends: tests/test_https.py
         for name, (bind, mode, backend, servers) in FRONTENDS.items():
             assert {f"bind {bind}", f"mode {mode}", f"default_backend {backend}"} <= set(cfg[f"frontend {name}"])
             directives = cfg[f"backend {backend}"]
@@ -279,7 +279,8 @@ def test_secrets_appear_only_as_placeholders(dev_plan: ClusterPlan) -> None:
     tls_nodes = gluster_tls.participants(Topology(load_stack_file(DEV_STACK).config))
     assert tls_nodes == ["gluster1", "gluster2", "gluster3", "cluster2", "cluster3", "cluster4"]
     tls_keys = {gluster_tls.key_key(n) for n in tls_nodes}
-    assert {key for kind, key in markers if kind == "secret"} - tls_keys == {"statsPassword", "vrrpAuthPass"} <= set(SECRET_KEYS)
+    assert {key for kind, key in markers if kind == "secret"} - tls_keys == {"statsPassword", "vrrpAuthPass", https.PEM_KEY}
+    assert {"statsPassword", "vrrpAuthPass"} <= set(SECRET_KEYS)  # httpsPem: made from httpsCertificate/httpsKey or generated
     assert {key for kind, key in markers if kind == "secret"} & tls_keys == tls_keys  # keys the Gluster PKI fills
     assert {key for kind, key in markers if kind == "value"} == {"sshPublicKey", gluster_tls.CA_KEY} | {gluster_tls.cert_key(n) for n in tls_nodes}
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import fnmatch
+import functools
 import hashlib
 import ipaddress
 import itertools
@@ -31,10 +32,10 @@ from typing import Callable, Iterable, Iterator, NamedTuple, Optional, Sequence
 
 import yaml
 
-from . import netns
+from . import netns, pki
 from .model import StackConfig
 from .render import render_cluster
-from .render import placeholders
+from .render import https, placeholders
 from .render.backend import CONTAINERS_DIR
 from .cib import crm_load, empty_quorate_cib
 from .render.plan import ClusterPlan, NodePlan, RenderedFile
@@ -365,8 +366,18 @@ RULES: tuple[Rule, ...] = (
 # --------------------------------------------------------------------------- running a plan
 
 
+@functools.lru_cache(maxsize=1)
+def dummy_https_pem() -> str:
+    """A throwaway certificate and key in HAProxy's `crt` format: `haproxy -c` loads the file."""
+    with tempfile.TemporaryDirectory(prefix="hawc-check-pki-") as tmp:
+        m = pki.ensure_server(Path(tmp) / "pki.json", ["192.0.2.1"], ["check.invalid"], "hawc-check throwaway CA")
+    return https.pem_bundle(m[pki.SERVER_CERT] + m[pki.CA_KEY], m[pki.SERVER_KEY])
+
+
 def dummy_value(key: str) -> str:
     """A well-formed stand-in for a secret or a Pulumi-computed value (never a real one)."""
+    if key == https.PEM_KEY:
+        return dummy_https_pem()
     digest = hashlib.sha256(f"hawc-check/{key}".encode()).hexdigest()
     special = {
         "vrrpAuthPass": digest[:8],  # keepalived takes 8 characters at most

@@ -355,6 +355,12 @@ class HaproxyTuning(Strict):
 class Service(Strict):
     name: str = Field(description="Frontend name; the backend is named after it (`haproxy-http` -> `http-servers`).")
     port: int = Field(ge=1, le=65535, description="Port bound on the external VIP.")
+    tls_port: Optional[int] = Field(
+        None,
+        ge=1,
+        le=65535,
+        description="HTTP mode only: port of the service's TLS frontend on the external VIP (HTTP/2 and HTTP/1.1 by ALPN, TLS 1.2 minimum, the `haproxy.https` certificate). The seed's HTTP services get 443 (`haproxy-http`) and 9443 (`haproxy-http_g`); `null`: no TLS frontend.",
+    )
     mode: ServiceMode = Field(description="`tcp` (layer 4, round robin per connection) or `http` (layer 7, X-Forwarded-For).")
     storage: str = Field("nfs", description="Docroot of the containers behind it: `nfs` or the name of a Gluster volume.")
     persistence: Optional[Literal["cookie"]] = Field(
@@ -368,15 +374,32 @@ class Service(Strict):
 
 def _seed_services() -> list[Service]:
     return [
-        Service(name="haproxy-http", port=8000, mode="http", storage="nfs", backend="http-servers"),
+        Service(name="haproxy-http", port=8000, tls_port=443, mode="http", storage="nfs", backend="http-servers"),
         Service(name="haproxy-tcp", port=80, mode="tcp", storage="nfs", backend="tcp-servers"),
-        Service(name="haproxy-http_g", port=9000, mode="http", storage="gv0", backend="http-servers-g"),
+        Service(name="haproxy-http_g", port=9000, tls_port=9443, mode="http", storage="gv0", backend="http-servers-g"),
         Service(name="haproxy-tcp_g", port=90, mode="tcp", storage="gv0", backend="tcp-servers-g"),
     ]
 
 
+class Https(Strict):
+    dns_name: str = Field(
+        "www.ha-web-cluster.test",
+        pattern=r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$",
+        description="DNS name the generated server certificate covers besides the external VIP (its subjectAltNames). Ignored when the certificate is given (`httpsCertificate` and `httpsKey` secrets).",
+    )
+    redirect: bool = Field(
+        False,
+        description="`true`: the plain HTTP ports answer every request with a 301 to the service's TLS port, and the TLS frontends send `Strict-Transport-Security`. Off by default: the seed's plain ports keep serving.",
+    )
+    hsts_max_age_s: int = Field(31536000, ge=0, le=63072000, description="`Strict-Transport-Security: max-age` sent on the TLS frontends when `redirect` is on.")
+    stats_port: Optional[int] = Field(
+        7443, ge=1, le=65535, description="Port of the stats page (and the Prometheus `/metrics`) over TLS, beside `stats.port`: same addresses, networks and login. `null`: none."
+    )
+
+
 class Haproxy(Strict):
     services: list[Service] = Field(default_factory=_seed_services, description="Load-balanced services (frontend + backend pairs).")
+    https: Https = Field(default_factory=Https, description="TLS frontends: the certificate's names, the HTTP-to-HTTPS redirect, the stats page over TLS.")
     stats: Stats = Field(default_factory=Stats, description="The stats page.")
     tuning: HaproxyTuning = Field(default_factory=HaproxyTuning, description="Timeouts, retries and health checks.")
 
@@ -674,6 +697,8 @@ SECRET_KEYS: dict[str, str] = {
     "fenceSshKey": "OpenSSH private key the fence agent logs into the hypervisor host with (pacemaker, `fenceLogin: key`, the default); generated when not set. Its public half is in the `fenceAuthorizedKey` output.",
     "qdeviceSeed": "Random text (16+ characters) from which the directors and the quorum arbitrator derive the quorum device's TLS keys (pacemaker).",
     "sshPrivateKey": "OpenSSH private key Pulumi uses to reach the nodes (its public half goes into cloud-init).",
+    "httpsCertificate": "PEM certificate chain (server certificate first) of the TLS frontends, with `httpsKey`; when neither is set a CA and a server certificate for the external VIP and `haproxy.https.dnsName` are generated (the CA in the `httpsCaCert` output).",
+    "httpsKey": "PEM private key of `httpsCertificate`.",
 }
 
 

@@ -288,8 +288,14 @@ def _check_services(config: StackConfig) -> Iterator[Problem]:
     storages = set(topo.storage_names())
     container_names = {k.name for _, k in topo.containers()}
     used_ports = [(f"cluster.haproxy.services[{i}].port", s.port) for i, s in enumerate(c.haproxy.services)]
+    used_ports += [(f"cluster.haproxy.services[{i}].tlsPort", s.tls_port) for i, s in enumerate(c.haproxy.services) if s.tls_port is not None]
     used_ports.append(("cluster.haproxy.stats.port", c.haproxy.stats.port))
+    if c.haproxy.https.stats_port is not None:
+        used_ports.append(("cluster.haproxy.https.statsPort", c.haproxy.https.stats_port))
     used_ports.append(("cluster.haproxy.tuning.healthPort", c.haproxy.tuning.health_port))
+    for i, s in enumerate(c.haproxy.services):
+        if s.tls_port is not None and s.mode.value != "http":
+            yield Problem(f"cluster.haproxy.services[{i}].tlsPort", "TLS frontends are for HTTP-mode services (a TCP service passes bytes through)")
     for path, port in used_ports:
         if port in DIRECTOR_PORTS:
             yield Problem(path, f"port {port} is already used on the directors by {DIRECTOR_PORTS[port]}: pick another port")

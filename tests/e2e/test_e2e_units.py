@@ -251,6 +251,20 @@ def test_probe_ports_probes_every_target_at_once_and_reads_each_result(monkeypat
     assert found == {("127.0.0.1", server.server_port): checks.Probe(0, True), ("127.0.0.1", closed): checks.Probe(7, False)}
 
 
+def _recorded_twice(tmp_path, monkeypatch) -> list:
+    """The e2e stack recorded twice, its PKI stores in `tmp_path`, with a real SSH key pair."""
+    import subprocess
+
+    from webcluster.e2e import pki as e2e_pki
+    from webcluster.e2e.recording import record
+
+    monkeypatch.setattr(e2e_pki, "STORE", tmp_path / "pki.json")
+    monkeypatch.setattr(e2e_pki, "HTTPS_STORE", tmp_path / "https-pki.json")
+    key = tmp_path / "k"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True, timeout=30)
+    return [record("e2e", key.read_text(), key.with_suffix(".pub").read_text()) for _ in range(2)]
+
+
 def test_the_recorded_plan_carries_working_gluster_keys(tmp_path, monkeypatch) -> None:
     """The e2e's recording replaces the mocks' stand-in PEMs with real ones: gluster1's step installs a
     key and a certificate for gluster1 that the CA in the same step verifies, and that key matches
@@ -258,14 +272,9 @@ def test_the_recorded_plan_carries_working_gluster_keys(tmp_path, monkeypatch) -
     import re
     import subprocess
 
-    from webcluster.e2e import pki as e2e_pki
-    from webcluster.e2e.recording import record
     from webcluster.render.gluster_tls import CA_FILE, CERT_FILE, KEY_FILE
 
-    monkeypatch.setattr(e2e_pki, "STORE", tmp_path / "pki.json")
-    key = tmp_path / "k"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True, timeout=30)
-    plans = [record("e2e", key.read_text(), key.with_suffix(".pub").read_text()) for _ in range(2)]
+    plans = _recorded_twice(tmp_path, monkeypatch)
     script = plans[0].steps["gluster1-10-bricks"].stdin
     assert script == plans[1].steps["gluster1-10-bricks"].stdin
     files = {}
@@ -280,6 +289,34 @@ def test_the_recorded_plan_carries_working_gluster_keys(tmp_path, monkeypatch) -
     assert re.search(r"CN\s*=\s*gluster1$", subject.strip()), subject
     moduli = [subprocess.run(["openssl", kind, "-noout", "-modulus", "-in", files[f]], capture_output=True, text=True, timeout=30).stdout for kind, f in (("x509", CERT_FILE), ("rsa", KEY_FILE))]
     assert moduli[0] == moduli[1] and moduli[0].startswith("Modulus=")
+
+
+def test_the_recorded_plan_carries_a_working_https_certificate(tmp_path, monkeypatch) -> None:
+    """HAProxy in the guests loads the certificate the recording puts in the 40-haproxy step: a real
+    server certificate the recorded `httpsCaCert` output verifies, whose SANs cover the external VIP
+    and the DNS name, with its matching key in the same file (mode 0600); a second recording carries
+    the very same file (same snapshot key). The mocks' stand-in PEMs fail every one of these."""
+    import re
+    import subprocess
+
+    from webcluster.render.https import CERT_FILE
+
+    plans = _recorded_twice(tmp_path, monkeypatch)
+    script = plans[0].steps["cluster1-40-haproxy"].stdin
+    assert script == plans[1].steps["cluster1-40-haproxy"].stdin
+    m = re.search(rf"umask 177\ncat > {re.escape(CERT_FILE)}\.hawc-new <<'(\w+)'\n(.*?)\n\1\nchmod 600 ", script, re.S)
+    assert m, "the certificate file, 0600"
+    pem, ca = tmp_path / "site.pem", tmp_path / "ca.pem"
+    pem.write_text(m.group(2) + "\n")
+    ca.write_text(plans[0].outputs["httpsCaCert"])
+    run = lambda *argv: subprocess.run(argv, capture_output=True, text=True, timeout=30)  # noqa: E731
+    verify = run("openssl", "verify", "-CAfile", str(ca), "-untrusted", str(pem), str(pem))
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    sans = run("openssl", "x509", "-noout", "-ext", "subjectAltName", "-in", str(pem)).stdout
+    vip = plans[0].outputs["externalVip"]
+    assert f"IP Address:{vip}" in sans and "DNS:www.ha-web-cluster.test" in sans, sans
+    public = [run("openssl", "x509", "-noout", "-pubkey", "-in", str(pem)).stdout, run("openssl", "pkey", "-pubout", "-in", str(pem)).stdout]
+    assert public[0] == public[1] and "BEGIN PUBLIC KEY" in public[0]
 
 
 def test_a_restore_try_outlasts_ssh_s_own_dial_bound() -> None:
@@ -359,7 +396,7 @@ def test_the_secret_files_check_knows_every_secret_file_and_spots_a_loose_one() 
     from webcluster.topology import Topology
 
     found = checks.secret_files(Topology(load_stack_file(stack_path("e2e")).config))
-    assert found["cluster1"] == ["/etc/haproxy/haproxy.cfg"] and found["gluster1"] == ["/usr/lib/ssl/glusterfs.key"]
+    assert found["cluster1"] == ["/etc/haproxy/certs/site.pem", "/etc/haproxy/haproxy.cfg"] and found["gluster1"] == ["/usr/lib/ssl/glusterfs.key"]
     assert "nas" not in found, "the keepalived e2e stack holds no secret on the NAS"
     assert checks.loose_files("600 root /etc/haproxy/haproxy.cfg\n400 root /etc/corosync/authkey") == []
     assert checks.loose_files("644 root /etc/haproxy/haproxy.cfg\n600 haproxy /x y") == ["/etc/haproxy/haproxy.cfg (644 root)", "/x y (600 haproxy)"]
@@ -400,3 +437,42 @@ def test_a_probe_opens_a_new_session_when_the_last_one_went_unanswered(monkeypat
     answers[:] = [subprocess.CompletedProcess([], 124, b"", b"timed out after 120s"), done]
     with pytest.raises(checks.CheckFailed, match="exit 124: timed out"):
         checks.on(c, "standby1", "stat ...")  # one try unless asked: a fault's command is never repeated
+
+
+def test_the_https_check_verifies_with_the_ca_output_wants_h2_and_retries_only_transport_failures(monkeypatch) -> None:
+    """check_https: every httpsUrls entry over curl --cacert <httpsCaCert> must answer 200 over HTTP/2;
+    a refused or timed-out try is asked again (bounded), a verification failure is final at once."""
+    from types import SimpleNamespace
+
+    import pytest
+
+    from webcluster.e2e import checks
+
+    outputs = {"httpsUrls": {"a": "https://192.0.2.1:443/", "b": "https://192.0.2.1:9443/"}, "httpsCaCert": "-----BEGIN CERTIFICATE-----\nQ0E=\n-----END CERTIFICATE-----\n"}
+    cluster = SimpleNamespace(plan=SimpleNamespace(outputs=outputs))
+    calls: list[tuple[str, str]] = []
+
+    def answers(script: dict[str, list[tuple[int, str]]]):
+        def fake(url: str, cafile: str, timeout: float = 30) -> tuple[int, str]:
+            with open(cafile) as f:
+                assert f.read() == outputs["httpsCaCert"]
+            calls.append((url, cafile))
+            return script[url].pop(0)
+        return fake
+
+    monkeypatch.setattr(checks, "https_get", answers({"https://192.0.2.1:443/": [(28, "timeout"), (0, "200 2")], "https://192.0.2.1:9443/": [(0, "200 2")]}))
+    assert "2 TLS frontends verified" in checks.check_https(cluster)
+    assert [u for u, _ in calls] == ["https://192.0.2.1:443/", "https://192.0.2.1:443/", "https://192.0.2.1:9443/"]
+    calls.clear()
+    monkeypatch.setattr(checks, "https_get", answers({"https://192.0.2.1:443/": [(60, "SSL certificate problem"), (0, "200 2")], "https://192.0.2.1:9443/": []}))
+    with pytest.raises(checks.CheckFailed, match="curl exit 60"):
+        checks.check_https(cluster)
+    assert len(calls) == 1
+    monkeypatch.setattr(checks, "https_get", answers({"https://192.0.2.1:443/": [(0, "200 1.1")], "https://192.0.2.1:9443/": []}))
+    with pytest.raises(checks.CheckFailed, match="HTTP/2"):
+        checks.check_https(cluster)
+    monkeypatch.setattr(checks, "https_get", answers({"https://192.0.2.1:443/": [(7, "refused")] * 3, "https://192.0.2.1:9443/": []}))
+    with pytest.raises(checks.CheckFailed, match="curl exit 7"):
+        checks.check_https(cluster)
+    assert checks.check_https(SimpleNamespace(plan=SimpleNamespace(outputs={"httpsUrls": {}}))) == "no TLS frontend in this stack"
+    assert ("HTTPS through the VIP", checks.check_https) in checks.CHECKS

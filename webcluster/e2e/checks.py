@@ -10,6 +10,7 @@ Every wait is bounded.
 from __future__ import annotations
 
 import re
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -137,6 +138,49 @@ def check_metrics(c: Cluster) -> str:
         down = sorted(f"{b}/{s}:{state}" for (b, s), state in states.items() if state != "UP")
         must(not down, f"{director}: exporter says {down[:4]}")
     return f"{len(c.plan.outputs['metricsUrls'])} directors, {len(expected)} servers UP each; 401 without the stats login"
+
+
+# curl exit codes worth asking again (a starved emulated director): refused, out of time, empty
+# reply, receive error. A TLS failure (35 handshake, 60 verification) or an HTTP status is final.
+TRANSPORT_FAILURES = (7, 28, 52, 56)
+
+
+def https_get(url: str, cafile: str, timeout: float = 30) -> tuple[int, str]:
+    """GET over HTTPS from the client namespace, the certificate verified with `cafile`, HTTP/2
+    offered by ALPN: (curl's exit code, "<status> <HTTP version>" or curl's error)."""
+    cmd = ["curl", "-sS", "-o", "/dev/null", "--max-time", str(timeout), "--cacert", cafile, "--http2", "-w", "%{http_code} %{http_version}", url]
+    r = run(cmd, timeout=timeout + 5, netns=network.NETNS, check=False)
+    return r.returncode, (r.stdout if r.returncode == 0 else r.stderr).decode(errors="replace").strip()
+
+
+def https_problem(rc: int, answer: str) -> Optional[str]:
+    """What is wrong with one HTTPS answer (None: verified, 200, over HTTP/2)."""
+    if rc != 0:
+        return f"curl exit {rc}: {answer[-200:]}"
+    if answer != "200 2":
+        return f"answered {answer!r}, expected '200 2' (status 200 over HTTP/2)"
+    return None
+
+
+def check_https(c: Cluster, tries: int = 3) -> str:
+    """Every TLS frontend through the external VIP: the certificate verifies against the
+    `httpsCaCert` output (by the VIP's address), and ALPN gives HTTP/2."""
+    urls = dict(c.plan.outputs.get("httpsUrls") or {})
+    if not urls:
+        return "no TLS frontend in this stack"
+    ca = c.plan.outputs.get("httpsCaCert")
+    must(bool(ca), "no httpsCaCert stack output to verify the certificate with")
+    with tempfile.NamedTemporaryFile("w", suffix=".pem", prefix="hawc-e2e-ca-") as f:
+        f.write(ca)
+        f.flush()
+        for name, url in sorted(urls.items()):
+            for _ in range(tries):
+                rc, answer = https_get(url, f.name)
+                if rc not in TRANSPORT_FAILURES:
+                    break
+            problem = https_problem(rc, answer)
+            must(problem is None, f"{name} ({url}): {problem}")
+    return f"{len(urls)} TLS frontends verified with httpsCaCert, HTTP/2 by ALPN: {', '.join(sorted(urls.values()))}"
 
 
 def storage_services(c: Cluster, storage: str) -> list[str]:
@@ -512,6 +556,7 @@ def check_docker_host_down(c: Cluster) -> str:
 
 CHECKS: list[tuple[str, Callable[[Cluster], str]]] = [
     ("services through the VIP", check_services),
+    ("HTTPS through the VIP", check_https),
     ("secret files root-only", check_secret_files),
     ("Prometheus exporter on every director", check_metrics),
     ("container ports only from the directors", check_container_ports),

@@ -21,7 +21,7 @@ from typing import Callable, Optional
 
 from ..render import render_cluster
 from ..render.placeholders import fill
-from . import apache, gluster_tls_bench, pacemaker, processes, serving_faults
+from . import apache, gluster_tls_bench, https_bench, pacemaker, processes, serving_faults
 from ..waiting import wait_until
 from .context import LabContext
 from .state import lab_secrets, netns_name, sandbox
@@ -398,6 +398,11 @@ def main(args: argparse.Namespace) -> int:
             direct = next(r.rps for r in arows if r.page == page and r.concurrency == 10 and r.target.startswith("one container"))
             via = next(r.rps for r in arows if r.page == page and r.concurrency == 10 and r.target.startswith("VIP TCP"))
             summary.append(f"  {page:<8} ratio VIP/one container at c=10: {via / direct:.2f}")
+    if "https" not in args.skip and any(s.tls_port for s in lab.topo.cluster.haproxy.services):
+        hrows = https_bench.measure(lab, 300 if args.quick else 2000, log)
+        write_csv(out / "https.csv", ["tool", "protocol", "concurrency", "requests", "requests_per_second", "failed"], [[r.tool, r.protocol, r.concurrency, r.requests, f"{r.rps:.1f}", r.failed] for r in hrows])
+        plots.https(hrows, out / "https.png")
+        summary += https_bench.summary(hrows)
     if "gluster" not in args.skip and lab.topo.cluster.gluster.servers:
         srows = measure_gluster_stall(lab, log)
         write_csv(out / "gluster-stall.csv", ["ping_timeout_s", "stall_s"], [[r.ping_timeout_s, f"{r.stall_s:.2f}"] for r in srows])

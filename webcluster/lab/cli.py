@@ -210,7 +210,7 @@ def add_lab_parser(sub: argparse._SubParsersAction, add_stack_args: Callable[[ar
     p.add_argument("--trials", type=int, default=5)
     p.add_argument("--requests", type=int, default=5000)
     p.add_argument("--quick", action="store_true", help="fewer trials and requests")
-    p.add_argument("--skip", nargs="*", default=[], help="parts to skip: takeover, load, ab, gluster, gluster-tls (Gluster with TLS on and off, two labs), serving (issue #17's faults), pacemaker (the same stack with haStack: pacemaker, last)")
+    p.add_argument("--skip", nargs="*", default=[], help="parts to skip: takeover, load, ab, https (HTTP vs HTTPS through the VIP: h2load and ab), gluster, gluster-tls (Gluster with TLS on and off, two labs), serving (issue #17's faults), pacemaker (the same stack with haStack: pacemaker, last)")
     p.set_defaults(func=_locked(cmd_bench))
     add_fault_parsers(lsub)
     p = lsub.add_parser("watch", help="live view: VIP holders, HAProxy servers, nodes and faults, a probe load's success (Ctrl-C quits)")

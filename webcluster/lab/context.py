@@ -122,8 +122,9 @@ class LabContext:
         return [c.name for c in b.containers]
 
     # ------------------------------------------------------------------ load
-    def start_load(self, url: str, requests: int, concurrency: int = 10, duration: float = 60) -> subprocess.Popen:
+    def start_load(self, url: str, requests: int, concurrency: int = 10, duration: float = 60, cacert: Optional[str] = None) -> subprocess.Popen:
         argv = ["ip", "netns", "exec", netns_name(CLIENT), sys.executable, str(LOAD_SCRIPT), url, "-n", str(requests), "-c", str(concurrency), "--duration", str(duration)]
+        argv += ["--cacert", cacert] if cacert else []
         return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
     @staticmethod

@@ -19,6 +19,7 @@ from ..stackfile import LoadedStack, load_stack_file
 from ..topology import ROLE_BACKEND, ROLE_DIRECTOR, ROLE_GLUSTER, ROLE_NAS, Topology
 from . import apache, gluster, network, pacemaker, processes
 from .gluster_pki import lab_pki_values
+from .https_pki import lab_https_values
 from .state import BRIDGES, LAB_ROOT, LINK_PREFIX, NETNS_PREFIX, LabState, lab_secrets, sandbox
 
 Progress = Callable[[str], None]
@@ -75,7 +76,7 @@ def up(stack: LoadedStack, stack_file: str, progress: Progress = print) -> LabSt
         down(progress=lambda _msg: None)
     topo = Topology(stack.config)
     plan = render_cluster(stack.config)
-    values = lab_secrets() | lab_pki_values(topo)
+    values = lab_secrets() | lab_pki_values(topo) | lab_https_values(topo)
     state = LabState(stack=stack.name, stack_file=stack_file, secrets_file=str(LAB_ROOT / "secrets.json"))
     state.save()
     t0 = time.monotonic()
@@ -271,7 +272,7 @@ def down(progress: Progress = print) -> None:
     gluster.detach_loops(state)
     for sub in ("shared", "logs", "bricks", "nodes"):
         shutil.rmtree(LAB_ROOT / sub, ignore_errors=True)
-    for f in ("state.json", "secrets.json", "gluster-pki.json", "fence.sock", "faults.json", "faults.lock"):
+    for f in ("state.json", "secrets.json", "gluster-pki.json", "https-pki.json", "https-pki.lock", "https-ca.pem", "fence.sock", "faults.json", "faults.lock"):
         (LAB_ROOT / f).unlink(missing_ok=True)
     progress(f"lab down: removed {len(names)} namespaces")
 

@@ -49,3 +49,23 @@ def ab(rows, seed: dict, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def https(rows, path: Path) -> None:
+    """Requests/s over HTTP and HTTPS through the VIP, one panel per tool (kept-open connections, one per request)."""
+    tools = list(dict.fromkeys(r.tool for r in rows))
+    fig, axes = plt.subplots(1, len(tools), figsize=(5 * len(tools), 4), squeeze=False)
+    for col, tool in enumerate(tools):
+        ax = axes[0][col]
+        for protocol in dict.fromkeys(r.protocol for r in rows if r.tool == tool):
+            sel = sorted((r for r in rows if r.tool == tool and r.protocol == protocol), key=lambda r: r.concurrency)
+            ax.plot([r.concurrency for r in sel], [r.rps for r in sel], marker="o", label=protocol)
+        ax.set_title({"h2load": "h2load: connections kept open", "ab": "ab: a new connection per request"}.get(tool, tool))
+        ax.set_xlabel("concurrency")
+        ax.set_ylabel("requests per second")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle("HTTP vs HTTPS through the VIP, from the master director")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

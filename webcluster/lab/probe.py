@@ -38,10 +38,12 @@ class Response:
 
 
 def get(url: str, auth: Optional[tuple[str, str]] = None, cookie: Optional[str] = None, timeout: float = 5, ns: str = CLIENT,
-        data: Optional[str] = None) -> Response:
+        data: Optional[str] = None, cacert: Optional[str] = None) -> Response:
     """One request with curl inside a lab namespace (a POST of `data` when given); credentials go
-    on stdin, never on the command line."""
+    on stdin, never on the command line. `cacert`: an https URL's certificate is verified with it."""
     argv = ["curl", "-sS", "-i", "--max-time", str(timeout), "--noproxy", "*"]
+    if cacert:
+        argv += ["--cacert", cacert]
     if data is not None:
         argv += ["--data-raw", data]
     stdin = None

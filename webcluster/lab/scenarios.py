@@ -11,7 +11,7 @@ import re
 import time
 from typing import Callable
 
-from . import faults, gluster_tls_proof, pacemaker, probe, replays, security, slow_clients
+from . import faults, gluster_tls_proof, https_proof, pacemaker, probe, replays, security, slow_clients
 from ..loss import loss_budget
 from ..waiting import wait_until
 from .context import LabContext
@@ -239,7 +239,7 @@ def gluster_server_cut(lab: LabContext) -> list[str]:
 
 
 # The secure-by-default proofs (security.py), after the seed's tests.
-for _proof in security.PROOFS + gluster_tls_proof.PROOFS + replays.PROOFS + slow_clients.PROOFS:
+for _proof in security.PROOFS + gluster_tls_proof.PROOFS + https_proof.PROOFS + replays.PROOFS + slow_clients.PROOFS:
     scenario(_proof)
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from ..model import Director
 from ..topology import Topology
-from . import placeholders, serving
+from . import https, placeholders, serving
 from .builder import NodeBuilder
 from .firewall import stats_addresses
 from .hastack import ha_stack_for
@@ -38,6 +38,7 @@ class ServiceView:
     backend: str
     cookie: bool
     members: tuple[Member, ...]
+    tls_port: int | None = None
 
 
 def reservations(topo: Topology) -> list[Reservation]:
@@ -53,7 +54,8 @@ def service_views(topo: Topology) -> list[ServiceView]:
     views = []
     for s in topo.cluster.haproxy.services:
         members = tuple(Member(c.name, b.name, c.port) for b, c in topo.service_members(s))
-        views.append(ServiceView(s.name, s.port, s.mode.value, topo.backend_section(s), topo.persistence(s) == "cookie", members))
+        cookie = topo.persistence(s) == "cookie"
+        views.append(ServiceView(s.name, s.port, s.mode.value, topo.backend_section(s), cookie, members, s.tls_port))
     return views
 
 
@@ -80,15 +82,37 @@ def add_director(b: NodeBuilder, director: Director) -> Step:
         admin_sources=admin_sources,
         stats_addresses=stats_addresses(topo, director.internal),
         serving_path=serving.SERVING_PATH,
+        tls=_tls_context(topo),
     )
+    tls_files = https.add_files(b)
     haproxy = b.step(
         "40-haproxy",
         "HAProxy load balancer",
         "steps/director/40-haproxy.sh.j2",
-        files=[haproxy_cfg],
+        files=[haproxy_cfg, *tls_files],
         services=len(c.haproxy.services),
+        tls=_tls_context(topo),
     )
     return ha_stack_for(topo).add_director(b, director, haproxy.ref)
+
+
+def _tls_context(topo: Topology) -> dict | None:
+    """What haproxy.cfg and its step need for the TLS frontends (None: there are none)."""
+    if not https.enabled(topo):
+        return None
+    h = topo.cluster.haproxy.https
+    return {
+        "cert_file": https.CERT_FILE,
+        "cert_dir": https.CERT_DIR,
+        "swap_script": https.SWAP_SCRIPT,
+        "alpn": https.ALPN,
+        "ciphers": https.CIPHERS,
+        "ciphersuites": https.CIPHERSUITES,
+        "redirect": h.redirect,
+        "hsts_max_age_s": h.hsts_max_age_s,
+        "stats_port": h.stats_port,
+        "locations": {s.name: https.redirect_location(s.tls_port) for s in topo.cluster.haproxy.services if s.tls_port is not None},
+    }
 
 
 def _add_dnsmasq(b: NodeBuilder, director: Director, is_master: bool) -> None:

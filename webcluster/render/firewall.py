@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Iterable, Optional
 
 from ..topology import ROLE_BACKEND, ROLE_DIRECTOR, ROLE_GLUSTER, ROLE_NAS, Node, Topology
+from . import https
 from .builder import NodeBuilder
 from .plan import Step
 
@@ -125,13 +126,14 @@ def _director(topo: Topology, node: Node) -> list[Allow]:
     peers = [x for x in c.directors if x.name != d.name]
     ext, internal, hb = DIRECTOR_NICS["external"], DIRECTOR_NICS["internal"], DIRECTOR_NICS["heartbeat"]
     internal_net = address_list([topo.network_of("internal")])
-    services = tuple(str(p) for p in sorted({s.port for s in c.haproxy.services}))
+    services = tuple(str(p) for p in sorted({s.port for s in c.haproxy.services} | {s.tls_port for s in c.haproxy.services if s.tls_port is not None}))
+    stats_ports = [c.haproxy.stats.port] + ([c.haproxy.https.stats_port] if https.enabled(topo) and c.haproxy.https.stats_port else [])
     # VirtualBox: Pulumi's SSH arrives through the NAT network's port forwards, which only the
     # cluster's own VMs share; libvirt: from the host's own addresses.
     ssh_external = address_list([topo.network_of("external")]) if topo.config.hypervisor.value == "virtualbox" else address_list(topo.host_addresses)
     rules = [
         Allow("HAProxy services on the external VIP", "tcp", services, dests=(str(c.vips.external),), iif=ext),
-        Allow("HAProxy stats page from adminNetworks", "tcp", (str(c.haproxy.stats.port),), address_list(topo.admin_sources()), stats_addresses(topo, d.internal)),
+        Allow("HAProxy stats page from adminNetworks", "tcp", tuple(str(p) for p in stats_ports), address_list(topo.admin_sources()), stats_addresses(topo, d.internal)),
         Allow("ping of the external addresses", "icmp", dests=(str(d.external), str(c.vips.external)), iif=ext),
         Allow("ping from the internal network", "icmp", sources=internal_net, iif=internal),
         Allow("ping from the heartbeat network", "icmp", sources=address_list([topo.network_of("heartbeat")]), iif=hb),
