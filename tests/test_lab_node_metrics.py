@@ -118,3 +118,26 @@ def test_status_flags_a_vip_without_exactly_one_holder():
     one = format_vip("192.168.1.200", vip_count(["cluster1"], {"cluster1": 1, "standby1": 0}))
     assert "!!" not in one and "(1 holder; hawc_vip_held sum 1)" in one
     assert "held by nobody (0 holders" in format_vip("10.0.0.1", vip_count([], {}))
+
+
+def runtime(director: str, command: str) -> str:
+    """One command on the director's HAProxy runtime API (its admin socket, inside the node)."""
+    script = "import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect('/run/haproxy/admin.sock'); s.sendall(sys.argv[1].encode()+b'\\n'); print(s.makefile().read())"
+    return sandbox(director).run([sys.executable, "-c", script, command]).stdout
+
+
+def test_status_shows_each_directors_drained_and_maintenance_servers(lab):
+    """Each director's HAProxy keeps its own runtime state: a server drained on one director and put
+    in maintenance on another shows so per director, and UP on the third."""
+    first, second, third = (d.name for d in lab.directors)
+    backend, server = "http-servers", lab.topo.cluster.backends[0].containers[0].name
+    runtime(first, f"set server {backend}/{server} state drain")
+    runtime(second, f"set server {backend}/{server} state maint")
+    try:
+        by = status()["haproxy_servers_by_director"]
+        assert (by[first][backend][server], by[second][backend][server], by[third][backend][server]) == ("DRAIN", "MAINT", "UP")
+        out = subprocess.run([sys.executable, "-m", "webcluster", "lab", "status"], cwd=ROOT, capture_output=True, text=True, check=True, timeout=120).stdout
+        assert f"{first}'s HAProxy: 1 DRAIN, " in out and f"{server}:DRAIN" in out and f"{server}:MAINT" in out and f"{third}'s HAProxy: 24 UP" in out, out
+    finally:
+        for director in (first, second):
+            runtime(director, f"set server {backend}/{server} state ready")
