@@ -61,6 +61,8 @@ def stack_outputs(topology: Topology, secrets: ClusterSecrets, platform: Platfor
         outputs["statsHttpsVipUrl"] = url(vip, c.haproxy.https.stats_port, stats.uri, scheme="https")
     if stats.metrics_uri:  # Prometheus scrape targets (basic_auth: statsUser, statsPassword)
         outputs["metricsUrls"] = {d.name: url(d.internal, stats.port, stats.metrics_uri) for d in topology.directors}
+    if c.node_metrics.enabled:  # node-exporter, internal addresses: reachable from nodeMetrics.scrapers only
+        outputs["nodeMetricsUrls"] = {n.name: url(n.internal_address, c.node_metrics.port, "/metrics") for n in topology.nodes}
     if "fencePassword" in secrets.values:  # the fence user on the hypervisor host needs it (fenceLogin: password)
         outputs["fencePassword"] = pulumi.Output.secret(secrets.values["fencePassword"])
     if "fenceSshKey" in secrets.public_keys:

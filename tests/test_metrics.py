@@ -120,3 +120,17 @@ def test_the_exporter_can_be_turned_off_and_may_not_hide_the_stats_page() -> Non
     assert [p.path for p in check(clash) if p.severity == "error"] == ["cluster.haproxy.stats.metricsUri"]
     with pytest.raises(ValueError, match="metricsUri"):
         StackConfig.model_validate({"cluster": {"haproxy": {"stats": {"metricsUri": "metrics"}}}})
+
+
+def test_vip_held_reads_the_notify_hooks_file_and_node_exporters_sorted_labels():
+    from webcluster.metrics import vip_held
+
+    scrape = (
+        "# HELP hawc_vip_held 1 while this director holds the VIP\n# TYPE hawc_vip_held gauge\n"
+        'hawc_vip_held{instance_name="VI_1",vip="192.168.1.200"} 1\n'
+        'hawc_vip_held{instance_name="VI_2",vip="10.0.100.200"} 0\n'
+        'hawc_vip_helder{vip="10.0.50.200"} 1\n'
+    )
+    assert vip_held(scrape) == {"192.168.1.200": 1, "10.0.100.200": 0}
+    assert vip_held('hawc_vip_held{vip="10.0.50.200",instance_name="VI_3"} 1\n') == {"10.0.50.200": 1}
+    assert vip_held("node_load1 0.1\n") == {}

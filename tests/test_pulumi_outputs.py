@@ -30,6 +30,7 @@ COMMON = {
     "statsUser",
     "statsPassword",
     "metricsUrls",
+    "nodeMetricsUrls",
     "nodes",
     "sshUser",
     "sshPublicKey",
@@ -64,6 +65,7 @@ def test_dev_outputs_hold_the_seed_values(dev: Recording) -> None:
         "standby1": "http://10.0.100.50:7000/metrics",
         "standby2": "http://10.0.100.51:7000/metrics",
     }
+    assert out["nodeMetricsUrls"] == {name: f"http://{addresses['internal']}:9100/metrics" for name, addresses in SEED_NODES.items()}
     assert out["statsUser"] == "admin"
     assert out["nodes"] == SEED_NODES
     assert out["libvirtHostAddress"] == "10.0.100.254"
@@ -138,3 +140,12 @@ def test_the_documented_move_off_192_168_1_works() -> None:
     assert network.inputs["addresses"] == ["192.168.123.0/24"]
     for r in rec.resources.values():
         assert not [p for p, s in plain_strings(unwrap(r.inputs)) if "192.168.1." in s], r.name
+
+
+def test_each_node_metrics_url_names_the_address_its_node_exporter_listens_on(dev: Recording) -> None:
+    """nodeMetricsUrls point where node-exporter's rendered ARGS bind it (the internal address alone)."""
+    out = unwrap(dev.outputs)
+    assert len(out["nodeMetricsUrls"]) == len(SEED_NODES)
+    for node, url in out["nodeMetricsUrls"].items():
+        script = unwrap(dev.steps()[f"{node}-02-node-exporter"].inputs["stdin"])
+        assert f"--web.listen-address={url.split('/')[2]} " in script, node

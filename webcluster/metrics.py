@@ -14,3 +14,17 @@ SERVER_STATUS = re.compile(r'^haproxy_server_status\{proxy="([^"]+)",server="([^
 def server_states(exposition: str) -> dict[tuple[str, str], str]:
     """(backend, server) -> state (UP, DOWN, MAINT, ...) from the exporter's text format."""
     return {(proxy, server): state for proxy, server, state in SERVER_STATUS.findall(exposition)}
+
+# hawc_vip_held{instance_name="VI_1",vip="192.168.1.200"} 1 : a director's VIP-holder metric (node-exporter sorts the labels)
+VIP_HELD = re.compile(r"^hawc_vip_held\{([^}]*)\} (\S+)$", re.M)
+LABEL = re.compile(r'(\w+)="([^"]*)"')
+
+
+def vip_held(exposition: str) -> dict[str, int]:
+    """vip -> hawc_vip_held (1: this director holds it) from a node-exporter scrape or the textfile itself."""
+    out = {}
+    for labels, value in VIP_HELD.findall(exposition):
+        vip = dict(LABEL.findall(labels)).get("vip")
+        if vip is not None:
+            out[vip] = int(float(value))
+    return out

@@ -608,6 +608,22 @@ class Docker(Strict):
     nfs_mountpoint: str = Field("/nfs", description="Where Docker hosts mount the NAS's NFSv4 root.")
 
 
+NOISY_COLLECTORS = ("btrfs", "bcache", "cpufreq", "edac", "fibrechannel", "hwmon", "infiniband", "ipvs", "nvme", "powersupplyclass", "rapl", "selinux", "tapestats", "thermal_zone", "zfs")
+
+
+class NodeMetrics(Strict):
+    enabled: bool = Field(True, description="Run Debian's prometheus-node-exporter on every node (directors, NAS, Gluster servers, Docker hosts), with the directors' `hawc_vip_held` metric (docs/operations.md).")
+    port: int = Field(9100, ge=1, le=65535, description="node-exporter's port, bound on the node's internal address only (never the external network or a VIP).")
+    scrapers: list[str] = Field(
+        default_factory=lambda: ["host", "directors"],
+        description="Who may scrape node-exporter (every node's firewall drops it for anybody else): `host` (the hypervisor host, as in `cluster.adminNetworks`: on libvirt its internal address, where a Prometheus beside the hypervisor scrapes from), `directors` (their internal addresses: a Prometheus on a director, or an SSH tunnel through one; on VirtualBox the only way in), a network by name (`external`, `internal`, `heartbeat`), or an address or CIDR (a monitoring host of yours).",
+    )
+    disabled_collectors: list[str] = Field(
+        default_factory=lambda: list(NOISY_COLLECTORS),
+        description="node-exporter collectors turned off (`--no-collector.NAME`): hardware a VM does not have (sensors, RAPL, NVMe, InfiniBand, ...) and filesystems the nodes do not use, which cost scrape time on small emulated VMs for nothing. mdadm (the NAS's RAID), bonding, NFS, XFS, netdev, filesystem, pressure and textfile (the VIP metric) stay on.",
+    )
+
+
 class Cluster(Strict):
     domain: str = Field("cluster", pattern=r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$", description="DNS domain of every node (`cluster2.cluster`).")
     networks: Networks = Field(default_factory=Networks, description="The three networks.")
@@ -625,6 +641,7 @@ class Cluster(Strict):
     nas: Nas = Field(default_factory=Nas, description="The NFS server.")
     gluster: Gluster = Field(default_factory=Gluster, description="The GlusterFS pool.")
     docker: Docker = Field(default_factory=Docker, description="Container settings shared by every Docker host.")
+    node_metrics: NodeMetrics = Field(default_factory=NodeMetrics, description="Node-level metrics: prometheus-node-exporter on every node, internal network only.")
     admin_networks: list[str] = Field(
         default_factory=lambda: ["host", "internal", "heartbeat"],
         description="Who may reach the HAProxy stats page at all (every node's firewall drops it for anybody else): `host` (the hypervisor host: the external network's gateway, and `libvirt.hostAddress`), a network by name (`external`, `internal`, `heartbeat`), or an address or CIDR. The default keeps the rest of the external LAN out; `cluster.haproxy.stats.adminNetworks` further limits the admin actions.",

@@ -35,6 +35,7 @@ PRIVATE_DIRS = (
     "/var/lib/misc",
     "/var/lib/dhcp",
     "/var/lib/ha-web-cluster",  # the rendered steps' change stamps
+    "/var/lib/prometheus",  # node-exporter's textfile directory (the directors' hawc_vip_held)
     "/dev/shm",
 )
 # haproxy's chroot and the daemons' runtime directories (a package's tmpfiles.d would make them at boot).

@@ -183,9 +183,19 @@ class Topology:
 
     def admin_sources(self) -> list[ipaddress.IPv4Network]:
         """`cluster.adminNetworks` resolved to networks: `host`, network names, addresses or CIDRs."""
+        return self.sources(self.cluster.admin_networks)
+
+    def scraper_sources(self) -> list[ipaddress.IPv4Network]:
+        """`cluster.nodeMetrics.scrapers` resolved to networks (as adminNetworks, plus `directors`)."""
+        return self.sources(self.cluster.node_metrics.scrapers)
+
+    def sources(self, entries: list[str]) -> list[ipaddress.IPv4Network]:
+        """Source entries resolved to networks: `host`, `directors` (their internal addresses), network names, addresses or CIDRs."""
         out: list[ipaddress.IPv4Network] = []
-        for entry in self.cluster.admin_networks:
-            if entry == "host":
+        for entry in entries:
+            if entry == "directors":
+                out += [ipaddress.IPv4Network(d.internal) for d in self.cluster.directors]
+            elif entry == "host":
                 out += [ipaddress.IPv4Network(a) for a in self.host_addresses]
             elif entry in ("external", "internal", "heartbeat"):
                 out.append(self.network_of(entry))

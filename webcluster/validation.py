@@ -336,6 +336,29 @@ def _check_services(config: StackConfig) -> Iterator[Problem]:
     for j, net in enumerate(c.haproxy.stats.admin_networks):
         if net not in ("external", "internal", "heartbeat"):
             yield Problem(f"cluster.haproxy.stats.adminNetworks[{j}]", f"unknown network {net!r}")
+    yield from _check_node_metrics(config)
+
+
+def _check_node_metrics(config: StackConfig) -> Iterator[Problem]:
+    """Scrapers in the adminNetworks grammar (plus `directors`); the port free on every node it listens on."""
+    c = config.cluster
+    m = c.node_metrics
+    for j, entry in enumerate(m.scrapers):
+        if entry in ("host", "directors", "external", "internal", "heartbeat"):
+            continue
+        try:
+            ipaddress.IPv4Network(entry, strict=False)
+        except ValueError:
+            yield Problem(f"cluster.nodeMetrics.scrapers[{j}]", f"{entry!r} is neither `host`, `directors`, a network name (external, internal, heartbeat) nor an IPv4 address or CIDR")
+    if not m.enabled:
+        return
+    taken = {22: "SSH", 2049: "NFS", 24007: "glusterd", 24008: "glusterd", c.haproxy.stats.port: "the HAProxy stats listener", c.haproxy.tuning.health_port: "HAProxy's health frontend"}
+    taken.update({s.port: f"HAProxy service {s.name}" for s in c.haproxy.services})
+    taken.update({k.port: f"container {k.name}" for b in c.backends for k in b.containers})
+    if m.port in taken:
+        yield Problem("cluster.nodeMetrics.port", f"{m.port} is already {taken[m.port]}'s port")
+    elif c.gluster.servers and 49152 <= m.port <= 60999:
+        yield Problem("cluster.nodeMetrics.port", f"{m.port} is in Gluster's brick port range 49152-60999")
 
 
 def _check_maxconn(config: StackConfig, server_lines: int) -> Iterator[Problem]:

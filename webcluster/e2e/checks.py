@@ -24,7 +24,7 @@ from . import guests, hardening, network
 from .recording import PlanRecording
 from ..loss import loss_budget
 from ..render.storage import RAID_ALERT_TAG
-from ..metrics import server_states
+from ..metrics import server_states, vip_held
 from ..render.director import service_views
 from ..waiting import Timeout, wait_until
 from .shell import run
@@ -181,6 +181,40 @@ def check_https(c: Cluster, tries: int = 3) -> str:
             problem = https_problem(rc, answer)
             must(problem is None, f"{name} ({url}): {problem}")
     return f"{len(urls)} TLS frontends verified with httpsCaCert, HTTP/2 by ALPN: {', '.join(sorted(urls.values()))}"
+
+
+def vip_holder_sums(held: dict[str, dict[str, int]], vips: list[str]) -> dict[str, int | None]:
+    """vip -> the sum of hawc_vip_held over the directors (None: a director does not report it)."""
+    return {vip: sum(m[vip] for m in held.values()) if all(vip in m for m in held.values()) else None for vip in vips}
+
+
+def check_node_metrics(c: Cluster, rounds: int = 3, pause: float = 10) -> str:
+    """Every node's node-exporter, scraped from the host (the e2e namespace plays the hypervisor
+    host, one of nodeMetrics.scrapers) as Prometheus would, and the directors' hawc_vip_held summing
+    to exactly 1 per VIP. The directors are scraped one after another, so a VIP moving between two
+    scrapes reads 0 or 2: up to `rounds` rounds, `pause` s apart, for one consistent read."""
+    urls = c.plan.outputs.get("nodeMetricsUrls")
+    if not urls:
+        return "nodeMetrics off: nothing to scrape"
+    directors = [d.name for d in c.topology.directors]
+    vips = [str(v) for v in (c.topology.cluster.vips.external, c.topology.cluster.vips.internal, c.topology.cluster.vips.heartbeat)]
+    for node, url in sorted(urls.items()):
+        if node not in directors:
+            ok, body = scrape(url)
+            must(ok and "node_exporter_build_info" in body, f"{node}: node-exporter: {body[:200]}")
+    for attempt in range(1, rounds + 1):
+        held = {}
+        for director in directors:
+            ok, body = scrape(urls[director])
+            must(ok and "node_exporter_build_info" in body, f"{director}: node-exporter: {body[:200]}")
+            held[director] = vip_held(body)
+        sums = vip_holder_sums(held, vips)
+        if all(n == 1 for n in sums.values()) or attempt == rounds:
+            break
+        time.sleep(pause)
+    must(all(n == 1 for n in sums.values()), f"hawc_vip_held summed over the directors is {sums}, not 1 each ({held}; {rounds} rounds)")
+    holders = {vip: next(d for d, m in held.items() if m[vip]) for vip in vips}
+    return f"{len(urls)} nodes answer; VIP holders (hawc_vip_held, 1 each): " + ", ".join(f"{v} {h}" for v, h in holders.items()) + (f" ({attempt} rounds)" if attempt > 1 else "")
 
 
 def storage_services(c: Cluster, storage: str) -> list[str]:
@@ -559,6 +593,7 @@ CHECKS: list[tuple[str, Callable[[Cluster], str]]] = [
     ("HTTPS through the VIP", check_https),
     ("secret files root-only", check_secret_files),
     ("Prometheus exporter on every director", check_metrics),
+    ("node metrics (node-exporter, VIP holders)", check_node_metrics),
     ("container ports only from the directors", check_container_ports),
     ("containers hardened (docker inspect) and serving", check_container_hardening),
     ("RAID member fail/remove/re-add", check_raid),

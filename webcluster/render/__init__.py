@@ -16,6 +16,7 @@ from .common import add_base
 from .director import add_director, add_smoke_check
 from .firewall import add_firewall
 from .hastack import ha_stack_for
+from .node_metrics import add_node_exporter
 from .plan import ClusterPlan, NodePlan, StepRef
 from .storage import add_gluster_server, add_gluster_volumes, add_nas
 
@@ -35,6 +36,7 @@ def render_cluster(config: StackConfig) -> ClusterPlan:
     for b in builders.values():
         add_base(b, network_ready)
         add_firewall(b)
+        add_node_exporter(b)
 
     storage_ready: dict[str, StepRef] = {}
     nas = topo.nodes_with_role(ROLE_NAS)[0]

@@ -103,6 +103,9 @@ def allowed(topo: Topology, node: Node) -> list[Allow]:
         ]
         if any(nic.dhcp for nic in node.nics):
             rules.append(Allow("DHCP replies", "udp", ("68",), sport=67))
+    m = topo.cluster.node_metrics
+    if m.enabled:
+        rules.append(Allow("node-exporter from nodeMetrics.scrapers", "tcp", (str(m.port),), address_list(topo.scraper_sources()), (str(node.internal_address),)))
     arb = _arbitrator(topo)
     if arb == node.name:
         rules.append(Allow("corosync-qnetd from the directors", "tcp", (str(QNETD_PORT),), director_addresses(topo)))

@@ -13,6 +13,7 @@ from ..model import Director
 from ..topology import Topology
 from . import placeholders, serving
 from .builder import NodeBuilder
+from .node_metrics import TEXTFILE_DIR, VIP_METRIC, add_vip_notify
 from .plan import Step, StepRef
 
 KEEPALIVED_CONF = "/etc/keepalived/keepalived.conf"
@@ -61,6 +62,7 @@ class KeepalivedStack:
             inst["src"] = str(getattr(director, network))
             inst["peers"] = [str(getattr(p, network)) for p in peers]
         backends_check = serving.add_check_script(b)
+        notify = add_vip_notify(b, instances)
         advert = vrrp.advert_interval if vrrp.version == 3 else max(1, round(vrrp.advert_interval))
         conf = b.file(
             KEEPALIVED_CONF,
@@ -73,6 +75,7 @@ class KeepalivedStack:
             vrrp_password=placeholders.secret("vrrpAuthPass"),
             check_script=CHECK_HAPROXY,
             instances=instances,
+            notify=notify,
             backends_script=backends_check,
             backends_weight=serving.weight(self.topo.directors),
             # keepalived ignores preempt_delay on an instance that starts as MASTER (and says so)
@@ -82,9 +85,12 @@ class KeepalivedStack:
             "50-keepalived",
             "keepalived VRRP (VIPs follow the highest-priority director whose HAProxy is alive)",
             "steps/director/50-keepalived.sh.j2",
-            files=[conf, check, backends_check],
+            files=[conf, check, backends_check, *([notify] if notify else [])],
             after=[haproxy_step],
             priority=director.priority,
+            notify=notify,
+            instances=instances,
+            metric_files=f"{TEXTFILE_DIR}/{VIP_METRIC}_",
         )
 
     def add_other_nodes(self, builders: Mapping[str, NodeBuilder]) -> None:

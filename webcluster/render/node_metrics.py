@@ -1,0 +1,58 @@
+"""Node-level metrics (issue #15): Debian's prometheus-node-exporter on every node, bound to the
+node's internal address (its firewall opens the port to `cluster.nodeMetrics.scrapers` only), and
+the directors' VIP-holder metric, written for node-exporter's textfile collector by keepalived's
+notify hook: event-driven, so nothing is spawned on a CPU-starved director between transitions."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from ..topology import Node, Topology
+from .builder import NodeBuilder
+from .plan import Step
+
+NODE_EXPORTER_STEP = "02-node-exporter"
+NODE_EXPORTER_DEFAULTS = "/etc/default/prometheus-node-exporter"  # Debian's unit reads ARGS from it
+NODE_EXPORTER_DROPIN = "/etc/systemd/system/prometheus-node-exporter.service.d/ha-web-cluster.conf"
+TEXTFILE_DIR = "/var/lib/prometheus/node-exporter"  # Debian's default textfile directory, named explicitly
+VIP_NOTIFY = "/etc/keepalived/hawc-vip-notify.sh"
+VIP_METRIC = "hawc_vip_held"
+
+
+def listen_address(topo: Topology, node: Node) -> str:
+    return f"{node.internal_address}:{topo.cluster.node_metrics.port}"
+
+
+def exporter_args(topo: Topology, node: Node) -> list[str]:
+    """node-exporter's command line: the internal address only, the textfile directory, the noisy collectors off."""
+    m = topo.cluster.node_metrics
+    args = [f"--web.listen-address={listen_address(topo, node)}", f"--collector.textfile.directory={TEXTFILE_DIR}"]
+    return args + [f"--no-collector.{name}" for name in sorted(set(m.disabled_collectors))]
+
+
+def add_node_exporter(b: NodeBuilder) -> Step | None:
+    """/etc/default/prometheus-node-exporter, a systemd drop-in and the step that installs and starts it (after the firewall)."""
+    topo = b.topo
+    if not topo.cluster.node_metrics.enabled:
+        return None
+    node = topo.node(b.name)
+    defaults = b.file(NODE_EXPORTER_DEFAULTS, "node-exporter/prometheus-node-exporter.j2", node=node, args=exporter_args(topo, node))
+    dropin = b.file(NODE_EXPORTER_DROPIN, "node-exporter/service-dropin.conf.j2")
+    address = str(node.internal_address)
+    return b.step(
+        NODE_EXPORTER_STEP,
+        "prometheus-node-exporter on the internal address",
+        "steps/common/02-node-exporter.sh.j2",
+        files=[defaults, dropin],
+        address=address,
+        port=topo.cluster.node_metrics.port,
+        textfile_dir=TEXTFILE_DIR,
+    )
+
+
+def add_vip_notify(b: NodeBuilder, instances: Sequence[dict[str, object]]) -> str | None:
+    """keepalived's notify script: hawc_vip_held{vip,instance_name} 0|1 per VRRP instance (None: node metrics off)."""
+    if not b.topo.cluster.node_metrics.enabled:
+        return None
+    vips = [{"name": i["name"], "vip": str(i["vip"]).split("/")[0], "interface": i["interface"]} for i in instances]
+    return b.file(VIP_NOTIFY, "node-exporter/hawc-vip-notify.sh.j2", mode=0o755, instances=vips, textfile_dir=TEXTFILE_DIR, metric=VIP_METRIC)
