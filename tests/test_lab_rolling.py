@@ -62,3 +62,30 @@ def test_rolling_with_the_rotation_loses_nothing_in_http_mode(lab) -> None:
 def test_the_same_replacement_without_the_rotation_loses_requests(lab) -> None:
     _, counts = roll_under_load(lab, drained=False)
     assert counts["http"]["failed"] + counts["tcp"]["failed"] > 0, "without the drain the replaced containers' requests in flight are lost"
+
+
+def test_content_changes_are_atomic_every_response_is_one_release(lab) -> None:
+    """Versions published one after another with the NAS's rendered content step, under load on
+    the NFS services: no response mixes two versions, none fails, and the new ones are served."""
+    from webcluster.lab import releases
+
+    services = lab.services_by("http", "nfs") + lab.services_by("tcp", "nfs")
+    urls = [lab.url(s.port, p) for s in services for p in ("/index.php", "/imagen.html")]
+    try:
+        releases.publish(lab, 1)
+        checker = releases.start_checker(urls)
+        try:
+            outputs = []
+            for n in range(2, 8):
+                time.sleep(1.5)
+                outputs.append(releases.publish(lab, n))
+            time.sleep(1.5)
+        finally:
+            counts = releases.stop_checker(checker)
+        print(f"content changes: {counts}")
+        assert counts["failed"] == 0 and counts["mixed"] == 0, counts["problems"]
+        assert counts["requests"] > 200
+        assert len(counts["versions"]) >= 3, f"the new releases were not served: {counts['versions']}"
+        assert all("current -> releases/" in out for out in outputs)
+    finally:
+        releases.restore(lab)
