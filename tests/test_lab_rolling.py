@@ -85,7 +85,7 @@ def test_content_changes_are_atomic_every_response_is_one_release(lab) -> None:
         print(f"content changes: {counts}")
         assert counts["failed"] == 0 and counts["mixed"] == 0, counts["problems"]
         assert counts["requests"] > 200
-        assert len(counts["versions"]) >= 3, f"the new releases were not served: {counts['versions']}"
+        assert len(set(counts["versions"]) - {"v0"}) >= 3, f"the new releases were not served: {counts['versions']}"
         assert all("current -> releases/" in out for out in outputs)
     finally:
         releases.restore(lab)
