@@ -43,6 +43,13 @@ def test_each_director_opens_its_runtime_api_on_its_internal_address_to_the_dock
         assert drop < forward.index("the containers' own outbound traffic"), "the containers reach the runtime API before the drop"
 
 
+def test_the_runtime_api_port_must_be_free_on_the_directors() -> None:
+    from webcluster.validation import ConfigError, parse
+
+    with pytest.raises(ConfigError, match="runtimeApiPort"):
+        parse({"cluster": {"haproxy": {"stats": {"runtimeApiPort": 7000}}}})
+
+
 def test_rotation_lists_this_hosts_servers_in_every_backend(plan) -> None:
     script = plan.nodes["cluster3"].files[ROTATION].content
     assert "directors=( 10.0.100.1 10.0.100.50 10.0.100.51 )" in script

@@ -290,6 +290,7 @@ def _check_services(config: StackConfig) -> Iterator[Problem]:
     used_ports = [(f"cluster.haproxy.services[{i}].port", s.port) for i, s in enumerate(c.haproxy.services)]
     used_ports.append(("cluster.haproxy.stats.port", c.haproxy.stats.port))
     used_ports.append(("cluster.haproxy.tuning.healthPort", c.haproxy.tuning.health_port))
+    used_ports.append(("cluster.haproxy.stats.runtimeApiPort", c.haproxy.stats.runtime_api_port))
     for path, port in used_ports:
         if port in DIRECTOR_PORTS:
             yield Problem(path, f"port {port} is already used on the directors by {DIRECTOR_PORTS[port]}: pick another port")
