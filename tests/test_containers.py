@@ -68,10 +68,10 @@ class Host:
             else:
                 (self.tmp / "defs" / Path(path).name).write_text(content)
 
-    def reconcile(self, images: str = "", pull_rc: int = 0) -> subprocess.CompletedProcess:
+    def reconcile(self, images: str = "", pull_rc: int = 0, *args: str) -> subprocess.CompletedProcess:
         (self.tmp / "log").write_text("")
         env = {**os.environ, "PATH": f"{self.tmp / 'bin'}:{os.environ['PATH']}", "FAKE": str(self.tmp), "FAKE_IMAGES": images, "FAKE_PULL_RC": str(pull_rc)}
-        return subprocess.run(["bash", str(self.tmp / "hawc-containers")], env=env, capture_output=True, text=True, timeout=60)
+        return subprocess.run(["bash", str(self.tmp / "hawc-containers"), *args], env=env, capture_output=True, text=True, timeout=60)
 
     def calls(self) -> list[list[str]]:
         return [line.rstrip("\t").split("\t") for line in (self.tmp / "log").read_text().splitlines() if line]
@@ -121,6 +121,20 @@ def test_a_new_image_reference_is_pulled_then_replaces_every_container(tmp_path:
     calls = [c[:3] for c in host.calls() if c[0] in ("pull", "rm", "run")]
     assert calls[:3] == [["pull", "-q", "php:8.2.30-apache-bookworm"], ["rm", "-f", "cluster21p"], ["run", "-d", "--name"]]
     assert {argv[-1] for argv in host.runs().values()} == {"php:8.2.30-apache-bookworm"} and len(host.runs()) == 4
+
+
+def test_pending_names_what_would_change_and_changes_nothing(tmp_path: Path) -> None:
+    """The containers step rolls (drains the host) only when `--pending` names a container."""
+    host = Host(tmp_path)
+    host.install(StackConfig())
+    assert host.reconcile("php:8.2.29-apache-bookworm", 0, "--pending").stdout.split() == ["cluster21p", "cluster22p", "cluster23p", "cluster24p"]
+    assert not [c for c in host.calls() if c[0] in ("pull", "rm", "run")]
+    assert host.reconcile(images="php:8.2.29-apache-bookworm").returncode == 0
+    assert host.reconcile("php:8.2.29-apache-bookworm", 0, "--pending").stdout == ""
+    host.install(with_docker(image="php:8.2.30-apache-bookworm"))
+    r = host.reconcile("php:8.2.29-apache-bookworm", 0, "--pending")
+    assert r.stdout.split() == ["cluster21p", "cluster22p", "cluster23p", "cluster24p"]
+    assert not [c for c in host.calls() if c[0] in ("pull", "rm", "run")]
 
 
 def test_a_failed_pull_leaves_the_old_containers_serving(tmp_path: Path) -> None:

@@ -370,7 +370,7 @@ def test_content_and_container_steps_carry_their_files(dev_plan: ClusterPlan) ->
     # The NFS export is read-only: its content is written on the NAS, only once the array is mounted.
     nfs = dev_plan.nodes["nas"].step("40-content")
     assert {Path(p).name for p in nfs.files} == pages
-    assert '"/raid/www/"' in nfs.script and 'mountpoint -q "/raid"' in nfs.script
+    assert 'publish "/raid/www"' in nfs.script and 'mountpoint -q "/raid"' in nfs.script
     for host, containers in CONTAINERS.items():
         step = dev_plan.nodes[host].step("40-containers")
         assert "/usr/local/sbin/hawc-containers" in step.files

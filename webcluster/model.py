@@ -302,6 +302,12 @@ class Stats(Strict):
         pattern=r"^/[A-Za-z0-9/_.-]*$",
         description="Path of HAProxy's built-in Prometheus exporter on the stats listener: same port, same networks (`cluster.adminNetworks`), same user and password as the stats page (Prometheus: `basic_auth`). `null` turns it off.",
     )
+    runtime_api_port: int = Field(
+        9999,
+        ge=1,
+        le=65535,
+        description="TCP port of HAProxy's runtime API (`stats socket ipv4@<director internal address>:<port> level admin`), which each Docker host's rolling container change uses to drain its own servers on every director and put them back (docs/rolling.md). The directors' firewall admits it only from the Docker hosts, and the Docker hosts' firewall keeps their containers from reaching it.",
+    )
     admin_networks: list[str] = Field(
         default_factory=lambda: ["internal", "heartbeat"],
         description="Networks (by name) allowed to use the stats page's admin actions (besides localhost). The seed allowed everybody (`stats admin if TRUE`).",
@@ -604,6 +610,22 @@ class Docker(Strict):
     def cpus_arg(self) -> str:
         """`--cpus` as rendered: shortest exact decimal (`1`, `0.5`)."""
         return f"{round(self.cpus * 100) / 100:g}"
+    drain_timeout_s: int = Field(
+        30, ge=1, le=3600,
+        description="Rolling container change (docs/rolling.md): longest wait for a Docker host's drained servers to have no session left on every director before its containers are replaced anyway (a long-lived TCP connection then ends; the loss budget of TCP mode).",
+    )
+    ready_timeout_s: int = Field(
+        120, ge=5, le=3600,
+        description="Rolling container change: longest wait, after the containers are replaced, for every director's HTTP health check to see them UP; past it they are put back in rotation anyway (the health check still guards them) and the step fails, which stops the roll before the next Docker host.",
+    )
+    director_answer_s: int = Field(
+        3, ge=1, le=60,
+        description="Rolling container change: how long one runtime-API command may take on one director; a director that does not answer in time is skipped, and the step says so.",
+    )
+    keep_releases: int = Field(
+        3, ge=1, le=100,
+        description="Content releases kept in each docroot's `releases/` besides the current one (docs/content.md): a publish writes a new release directory and switches the `current` symlink in one rename, then removes the oldest releases beyond this many.",
+    )
     docroot_subdir: str = Field("www", pattern=r"^[A-Za-z0-9_.-]+$", description="Folder inside each storage's mount used as docroot (`/nfs/raid/www`, `/gluster/gfs-r/www`).")
     nfs_mountpoint: str = Field("/nfs", description="Where Docker hosts mount the NAS's NFSv4 root.")
 

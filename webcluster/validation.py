@@ -293,6 +293,7 @@ def _check_services(config: StackConfig) -> Iterator[Problem]:
     if c.haproxy.https.stats_port is not None:
         used_ports.append(("cluster.haproxy.https.statsPort", c.haproxy.https.stats_port))
     used_ports.append(("cluster.haproxy.tuning.healthPort", c.haproxy.tuning.health_port))
+    used_ports.append(("cluster.haproxy.stats.runtimeApiPort", c.haproxy.stats.runtime_api_port))
     for i, s in enumerate(c.haproxy.services):
         if s.tls_port is not None and s.mode.value != "http":
             yield Problem(f"cluster.haproxy.services[{i}].tlsPort", "TLS frontends are for HTTP-mode services (a TCP service passes bytes through)")

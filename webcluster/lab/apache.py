@@ -18,7 +18,7 @@ STOP_TIMEOUT = 10.0  # then `docker stop` kills, as processes.stop does
 ROLE_PREFIX = "container:"  # a container's role in the lab's process records
 PID_FILE = "/run/apache2-{name}.pid"  # in the Docker host's private /run
 
-APACHE_CONF = """# ha-web-cluster lab: stand-in for container {name} (docker run -p {bind}:{port}:80 -v {docroot}:/var/www/html {image})
+APACHE_CONF = """# ha-web-cluster lab: stand-in for container {name} (docker run -p {bind}:{port}:80 -v {docroot}:/var/www {image}; /var/www/html -> current)
 ServerRoot /etc/apache2
 ServerName {name}
 Listen {bind}:{port}
@@ -40,13 +40,14 @@ MaxRequestWorkers 16
 KeepAlive On
 ErrorLog {log}
 LogLevel warn
-DocumentRoot {docroot}
+DocumentRoot {docroot}/html
 DirectoryIndex index.php index.html
 SetEnv CONTAINER_NAME {name}
 <FilesMatch "\\.php$">
     SetHandler application/x-httpd-php
 </FilesMatch>
 <Directory {docroot}>
+    Options FollowSymLinks
     Require all granted
 </Directory>
 """

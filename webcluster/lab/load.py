@@ -12,6 +12,7 @@ import argparse
 import http.client
 import json
 import ssl
+import signal
 import threading
 import time
 from collections import Counter
@@ -53,12 +54,15 @@ def run(url: str, concurrency: int, requests: int, duration: float, timeout: flo
     successes: list[float] = []
     start = time.monotonic()
     deadline = start + duration
+    stopped = threading.Event()
+    # SIGTERM ends the run early and still prints the counts (a test stops the load when its change is done).
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
 
     def worker() -> None:
         nonlocal issued
         while True:
             with lock:
-                if issued >= requests or time.monotonic() > deadline:
+                if issued >= requests or time.monotonic() > deadline or stopped.is_set():
                     return
                 issued += 1
             ok, kind, who = one_request(host, port, path, timeout, tls)

@@ -2,6 +2,7 @@
 
 The order in which steps wait for each other is decided here, once: NFS export before
 client mounts, Gluster peers before volumes before mounts, content before containers,
+one Docker host's containers after another's (a rolling change),
 directors (DHCP, NAT, VIPs) before internal-only nodes, and a smoke check last.
 """
 
@@ -61,7 +62,10 @@ def render_cluster(config: StackConfig) -> ClusterPlan:
         mounts_step, docker_step = add_backend(b, backend, storage_ready)
         if i == 0 and gluster_docroots:
             content_ready.append(add_content(b, BACKEND_CONTENT_STEP, gluster_docroots, mounts_step.ref).ref)
-        containers_ready.append(add_containers(b, backend, [docker_step.ref, mounts_step.ref, *content_ready]).ref)
+        # One Docker host at a time (a rolling change): each host's containers wait for the previous
+        # host's, and for every director's HAProxy, whose runtime API drains and readies the servers.
+        previous = containers_ready[-1:]
+        containers_ready.append(add_containers(b, backend, [docker_step.ref, mounts_step.ref, *content_ready, *previous, *ha_ready]).ref)
 
     add_smoke_check(builders[topo.master.name], containers_ready + ha_ready)
 

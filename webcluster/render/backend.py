@@ -14,9 +14,14 @@ from .plan import Step, StepRef
 
 CONTAINERS_DIR = "/etc/ha-web-cluster/containers"
 RECONCILE = "/usr/local/sbin/hawc-containers"
+ROTATION = "/usr/local/sbin/hawc-rotation"  # drain / idle / up / ready of this host's servers on every director
 FSTAB = "/etc/ha-web-cluster/fstab"
 NAS_CONTENT_STEP = "40-content"  # the NFS docroot, written on the NAS (the export is read-only)
 BACKEND_CONTENT_STEP = "30-content"  # the Gluster docroots, through the first Docker host's mounts
+# A release left is removed no sooner than this (minutes): PHP's realpath cache (realpath_cache_ttl,
+# 120 s by default) may still resolve a path through the old `current` that long.
+RELEASE_GRACE_MIN = 5
+CONTAINER_DOCROOT_MOUNT = "/var/www"  # the docroot's parent; /var/www/html is its symlink html -> current
 
 
 @dataclass(frozen=True)
@@ -77,21 +82,38 @@ def add_content(b: NodeBuilder, name: str, docroots: list[str], after: StepRef, 
     NAS itself (the Docker hosts mount it read-only), the Gluster ones from a Docker host.
     `mountpoint`: refuse to write unless it is mounted."""
     files = add_content_files(b)
-    return b.step(name, "web content into " + ", ".join(docroots), "steps/common/content.sh.j2", files=files, after=[after], docroots=docroots, sources=files, mountpoint=mountpoint)
+    keep = b.topo.cluster.docker.keep_releases
+    return b.step(name, "web content into " + ", ".join(docroots) + " (a new release, one switch)", "steps/common/content.sh.j2", files=files, after=[after],
+                  docroots=docroots, sources=files, mountpoint=mountpoint, keep=keep, grace_min=RELEASE_GRACE_MIN)
 
 
 def add_containers(b: NodeBuilder, backend: Backend, after: list[StepRef]) -> Step:
     topo = b.topo
     files = []
     for k in backend.containers:
-        files.append(b.file(container_env_path(k.name), "backend/container.env.j2", c=k, host=backend.name, bind=backend.address, image=topo.cluster.docker.image, docroot=topo.docroot(k.docroot), options=hardening_options(topo.cluster.docker)))
+        files.append(b.file(container_env_path(k.name), "backend/container.env.j2", c=k, host=backend.name, bind=backend.address, image=topo.cluster.docker.image, docroot=topo.docroot(k.docroot), docroot_mount=CONTAINER_DOCROOT_MOUNT, options=hardening_options(topo.cluster.docker)))
     script = b.file(RECONCILE, "backend/hawc-containers.j2", mode=0o755, definitions=CONTAINERS_DIR)
-    files.append(script)
+    files += [script, add_rotation(b, backend)]
     return b.step(
         "40-containers",
-        f"{len(backend.containers)} web containers",
+        f"{len(backend.containers)} web containers, one Docker host at a time",
         "steps/backend/40-containers.sh.j2",
         files=files,
         after=after,
         reconcile=RECONCILE,
+        rotation=ROTATION,
     )
+
+
+def rotation_servers(topo: Topology, backend: Backend) -> list[str]:
+    """`backend/server` of every HAProxy server this host's containers are, in service order."""
+    return [f"{topo.backend_section(s)}/{c.name}" for s in topo.cluster.haproxy.services for b, c in topo.service_members(s) if b.name == backend.name]
+
+
+def add_rotation(b: NodeBuilder, backend: Backend) -> str:
+    """The script that takes this host's servers out of every director's rotation and back (docs/rolling.md)."""
+    c = b.topo.cluster
+    d = c.docker
+    return b.file(ROTATION, "backend/hawc-rotation.j2", mode=0o755, directors=[str(x.internal) for x in c.directors],
+                  servers=rotation_servers(b.topo, backend), port=c.haproxy.stats.runtime_api_port,
+                  drain_timeout_s=d.drain_timeout_s, ready_timeout_s=d.ready_timeout_s, answer_s=d.director_answer_s)

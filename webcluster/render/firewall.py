@@ -137,6 +137,7 @@ def _director(topo: Topology, node: Node) -> list[Allow]:
     rules = [
         Allow("HAProxy services on the external VIP", "tcp", services, dests=(str(c.vips.external),), iif=ext),
         Allow("HAProxy stats page from adminNetworks", "tcp", tuple(str(p) for p in stats_ports), address_list(topo.admin_sources()), stats_addresses(topo, d.internal)),
+        Allow("HAProxy runtime API from the Docker hosts (rolling container changes)", "tcp", (str(c.haproxy.stats.runtime_api_port),), address_list(b.address for b in c.backends), (str(d.internal),), iif=internal),
         Allow("ping of the external addresses", "icmp", dests=(str(d.external), str(c.vips.external)), iif=ext),
         Allow("ping from the internal network", "icmp", sources=internal_net, iif=internal),
         Allow("ping from the heartbeat network", "icmp", sources=address_list([topo.network_of("heartbeat")]), iif=hb),
@@ -203,7 +204,7 @@ def add_firewall(b: NodeBuilder) -> Step:
         context.update(internal=c.networks.internal.cidr, external_if=DIRECTOR_NICS["external"], internal_if=DIRECTOR_NICS["internal"])
     if node.role == ROLE_BACKEND:
         ports = container_ports(topo, node)
-        context.update(directors=_set(director_addresses(topo)), ports=_set(ports) if ports else "")
+        context.update(directors=_set(director_addresses(topo)), ports=_set(ports) if ports else "", runtime_api_port=c.haproxy.stats.runtime_api_port)
     conf = b.file(NFTABLES_CONF, f"{node.role}/nftables.conf.j2", mode=0o755, **context)
     what = "host firewall" + (" and NAT of the internal network" if node.role == ROLE_DIRECTOR else "")
     return b.step(FIREWALL_STEP, what, "steps/common/01-firewall.sh.j2", files=[conf], rules=len(context["allow"]))
