@@ -338,7 +338,8 @@ def test_dev_steps_wait_for_what_they_use(dev_plan: ClusterPlan) -> None:
         ("cluster2/30-content", "cluster4/40-containers"),
         ("nas/40-content", "cluster2/40-containers"),
         ("cluster1/01-firewall", "cluster1/10-sysctl"),
-        ("cluster4/40-containers", "cluster1/90-smoke"),
+        ("cluster4/45-roll", "cluster1/90-smoke"),
+        ("cluster4/40-containers", "cluster4/45-roll"),
     ]
     for first, then in before:
         assert position[first] < position[then], f"{then} does not wait for {first}"
@@ -372,9 +373,10 @@ def test_content_and_container_steps_carry_their_files(dev_plan: ClusterPlan) ->
     assert {Path(p).name for p in nfs.files} == pages
     assert 'publish "/raid/www"' in nfs.script and 'mountpoint -q "/raid"' in nfs.script
     for host, containers in CONTAINERS.items():
-        step = dev_plan.nodes[host].step("40-containers")
-        assert "/usr/local/sbin/hawc-containers" in step.files
-        assert {f"/etc/ha-web-cluster/containers/{n}.env" for n, _, _ in containers} <= set(step.files)
+        for name in ("40-containers", "45-roll"):
+            step = dev_plan.nodes[host].step(name)
+            assert "/usr/local/sbin/hawc-containers" in step.files
+            assert {f"/etc/ha-web-cluster/containers/{n}.env" for n, _, _ in containers} <= set(step.files)
 
 
 # --------------------------------------------------------------------------- the extra topologies

@@ -184,9 +184,11 @@ def test_a_failed_replacement_fails_the_step(tmp_path: Path, directors) -> None:
 def test_rendered_rotation_passes_shellcheck(plan, tmp_path: Path) -> None:
     path = tmp_path / "hawc-rotation"
     path.write_text(plan.nodes["cluster2"].files[ROTATION].content)
-    step = tmp_path / "40-containers.sh"
-    step.write_text(plan.nodes["cluster2"].step("40-containers").script)
-    r = subprocess.run(["shellcheck", "--severity=style", str(path), str(step)], capture_output=True, text=True, timeout=60)
+    steps = []
+    for name in ("40-containers", "45-roll"):
+        steps.append(tmp_path / f"{name}.sh")
+        steps[-1].write_text(plan.nodes["cluster2"].step(name).script)
+    r = subprocess.run(["shellcheck", "--severity=style", str(path), *map(str, steps)], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stdout
 
 
@@ -198,7 +200,11 @@ def dev() -> Recording:
 def test_docker_hosts_take_a_container_change_one_at_a_time(dev: Recording) -> None:
     steps = dev.steps()
     for earlier, later in zip(BACKENDS, BACKENDS[1:]):
-        assert f"{earlier}-40-containers" in dev.depends_on(steps[f"{later}-40-containers"])
+        assert f"{earlier}-45-roll" in dev.depends_on(steps[f"{later}-45-roll"])
     for b in BACKENDS:
-        assert {f"{d}-50-keepalived" for d in DIRECTORS} <= dev.depends_on(steps[f"{b}-40-containers"]), "the directors' HAProxy answers the runtime API first"
-    assert "cluster3-40-containers" not in dev.depends_on(steps["cluster2-40-containers"])
+        assert {f"{d}-50-keepalived" for d in DIRECTORS} <= dev.depends_on(steps[f"{b}-45-roll"]), "the directors' HAProxy answers the runtime API first"
+        assert f"{b}-40-containers" in dev.depends_on(steps[f"{b}-45-roll"])
+        # The first creation does not wait for the other hosts: nothing serves there yet.
+        assert not {f"{o}-40-containers" for o in BACKENDS} & dev.depends_on(steps[f"{b}-40-containers"])
+        assert not {f"{o}-45-roll" for o in BACKENDS} & dev.depends_on(steps[f"{b}-40-containers"])
+    assert "cluster3-45-roll" not in dev.depends_on(steps["cluster2-45-roll"])

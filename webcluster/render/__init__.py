@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ..model import StackConfig
 from ..topology import ROLE_GLUSTER, ROLE_NAS, Topology
-from .backend import BACKEND_CONTENT_STEP, NAS_CONTENT_STEP, add_backend, add_containers, add_content
+from .backend import BACKEND_CONTENT_STEP, NAS_CONTENT_STEP, add_backend, add_containers, add_content, add_roll
 from .builder import NodeBuilder
 from .cloudinit import cloud_init_documents
 from .common import add_base
@@ -62,10 +62,11 @@ def render_cluster(config: StackConfig) -> ClusterPlan:
         mounts_step, docker_step = add_backend(b, backend, storage_ready)
         if i == 0 and gluster_docroots:
             content_ready.append(add_content(b, BACKEND_CONTENT_STEP, gluster_docroots, mounts_step.ref).ref)
-        # One Docker host at a time (a rolling change): each host's containers wait for the previous
-        # host's, and for every director's HAProxy, whose runtime API drains and readies the servers.
+        containers = add_containers(b, backend, [docker_step.ref, mounts_step.ref, *content_ready])
+        # A change rolls one Docker host at a time: each host's 45-roll waits for the previous host's,
+        # and for every director's HAProxy, whose runtime API drains and readies the servers.
         previous = containers_ready[-1:]
-        containers_ready.append(add_containers(b, backend, [docker_step.ref, mounts_step.ref, *content_ready, *previous, *ha_ready]).ref)
+        containers_ready.append(add_roll(b, backend, containers, [*previous, *ha_ready]).ref)
 
     add_smoke_check(builders[topo.master.name], containers_ready + ha_ready)
 

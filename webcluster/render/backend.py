@@ -88,6 +88,8 @@ def add_content(b: NodeBuilder, name: str, docroots: list[str], after: StepRef, 
 
 
 def add_containers(b: NodeBuilder, backend: Backend, after: list[StepRef]) -> Step:
+    """40-containers: the definitions and scripts, and the first creation on every host at once
+    (a host with none of our containers serves nothing, so it has nothing to drain)."""
     topo = b.topo
     files = []
     for k in backend.containers:
@@ -96,10 +98,24 @@ def add_containers(b: NodeBuilder, backend: Backend, after: list[StepRef]) -> St
     files += [script, add_rotation(b, backend)]
     return b.step(
         "40-containers",
-        f"{len(backend.containers)} web containers, one Docker host at a time",
+        f"{len(backend.containers)} web containers, created at once where none exists yet",
         "steps/backend/40-containers.sh.j2",
         files=files,
         after=after,
+        reconcile=RECONCILE,
+    )
+
+
+def add_roll(b: NodeBuilder, backend: Backend, containers: Step, after: list[StepRef]) -> Step:
+    """45-roll: any change of the containers, one Docker host at a time (the callers chain these
+    steps), each host drained on every director first. It installs the same files as 40-containers,
+    so it re-runs exactly when they change, once every host has them."""
+    return b.step(
+        "45-roll",
+        f"{len(backend.containers)} web containers changed one Docker host at a time",
+        "steps/backend/45-roll.sh.j2",
+        files=containers.files,
+        after=[containers.ref, *after],
         reconcile=RECONCILE,
         rotation=ROTATION,
     )
