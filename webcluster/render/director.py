@@ -11,9 +11,17 @@ from .builder import NodeBuilder
 from .firewall import stats_addresses
 from .hastack import ha_stack_for
 from .plan import Step, StepRef
+from .rolling import rolling_after
 
 SYSCTL_FILE = "/etc/sysctl.d/60-ha-web-cluster.conf"
 DNSMASQ_HOSTS = "/etc/dnsmasq.hosts.conf"
+HAPROXY_CFG = "/etc/haproxy/haproxy.cfg"
+HAPROXY_RELOAD = "/etc/haproxy/hawc-reload.sh"  # the one reload procedure: systemd's ExecReload and the lab run it
+HAPROXY_DROPIN = "/etc/systemd/system/haproxy.service.d/hawc-reload.conf"
+HAPROXY_STATE = "/var/lib/haproxy/server-state"
+HAPROXY_ADMIN_SOCKET = "/run/haproxy/admin.sock"
+HAPROXY_PIDFILE = "/run/haproxy.pid"  # Debian's unit: -p $PIDFILE; the master's PID
+HAPROXY_RELOAD_TIMEOUT_S = 30  # for a new worker to answer: parsing the config and the health-check setup take well under 1 s
 
 
 @dataclass(frozen=True)
@@ -67,7 +75,7 @@ def add_director(b: NodeBuilder, director: Director) -> Step:
     _add_dnsmasq(b, director, is_master)
     admin_sources = [str(topo.network_of(n)) for n in c.haproxy.stats.admin_networks]
     haproxy_cfg = b.file(
-        "/etc/haproxy/haproxy.cfg",
+        HAPROXY_CFG,
         "director/haproxy.cfg.j2",
         mode=0o600,  # the stats password; haproxy reads it as root before dropping privileges
         director=director,
@@ -80,13 +88,31 @@ def add_director(b: NodeBuilder, director: Director) -> Step:
         admin_sources=admin_sources,
         stats_addresses=stats_addresses(topo, director.internal),
         serving_path=serving.SERVING_PATH,
+        admin_socket=HAPROXY_ADMIN_SOCKET,
+        server_state_file=HAPROXY_STATE,
+        reload_script=HAPROXY_RELOAD,
     )
+    reload = b.file(
+        HAPROXY_RELOAD,
+        "director/haproxy-reload.sh.j2",
+        mode=0o755,
+        dropin=HAPROXY_DROPIN,
+        config=HAPROXY_CFG,
+        admin_socket=HAPROXY_ADMIN_SOCKET,
+        server_state_file=HAPROXY_STATE,
+        pid_file=HAPROXY_PIDFILE,
+        reload_timeout_s=HAPROXY_RELOAD_TIMEOUT_S,
+    )
+    dropin = b.file(HAPROXY_DROPIN, "director/haproxy.service.conf.j2", reload_script=HAPROXY_RELOAD, server_state_file=HAPROXY_STATE)
     haproxy = b.step(
         "40-haproxy",
-        "HAProxy load balancer",
+        "HAProxy load balancer (a change reloads it, one director at a time)",
         "steps/director/40-haproxy.sh.j2",
-        files=[haproxy_cfg],
+        files=[haproxy_cfg, reload, dropin],
+        after=rolling_after(topo, director, "40-haproxy"),
         services=len(c.haproxy.services),
+        config=HAPROXY_CFG,
+        reload_script=HAPROXY_RELOAD,
     )
     return ha_stack_for(topo).add_director(b, director, haproxy.ref)
 
@@ -118,6 +144,7 @@ def _add_dnsmasq(b: NodeBuilder, director: Director, is_master: bool) -> None:
         "dnsmasq: DNS for the internal network" + (", DHCP reservations" if is_master else ""),
         "steps/director/30-dnsmasq.sh.j2",
         files=files,
+        after=rolling_after(topo, director, "30-dnsmasq"),
         dhcp=is_master,
         reservations=len(res),
     )

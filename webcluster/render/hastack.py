@@ -14,6 +14,7 @@ from ..topology import Topology
 from . import placeholders, serving
 from .builder import NodeBuilder
 from .plan import Step, StepRef
+from .rolling import rolling_after
 
 KEEPALIVED_CONF = "/etc/keepalived/keepalived.conf"
 CHECK_HAPROXY = "/etc/keepalived/check_haproxy.sh"
@@ -83,7 +84,7 @@ class KeepalivedStack:
             "keepalived VRRP (VIPs follow the highest-priority director whose HAProxy is alive)",
             "steps/director/50-keepalived.sh.j2",
             files=[conf, check, backends_check],
-            after=[haproxy_step],
+            after=[haproxy_step, *rolling_after(self.topo, director, "50-keepalived")],
             priority=director.priority,
         )
 
