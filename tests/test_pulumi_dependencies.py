@@ -98,3 +98,24 @@ def test_dhcp_nodes_boot_after_the_master_serves_dhcp(hypervisor: str) -> None:
     for node in (*DIRECTORS, "nas"):
         vm = vms.get(node) or vms[f"{node}-vm"]
         assert not {n for n in rec.depends_on(vm) if n in rec.steps()}, node
+
+
+@pytest.mark.parametrize("step", ["30-dnsmasq", "40-haproxy", "50-keepalived"])
+def test_directors_config_steps_roll_standbys_first_the_master_last(dev: Recording, step: str) -> None:
+    """A change that re-runs a director step on every director (a new haproxy.cfg) reaches them one
+    at a time, lowest priority first, the master (the VIP holder) last: `pulumi up` runs a resource
+    only after those it depends on."""
+    lowest, middle, master = reversed(DIRECTORS)
+    assert f"{lowest}-{step}" in direct(dev, f"{middle}-{step}")
+    assert f"{middle}-{step}" in direct(dev, f"{master}-{step}")
+    assert not {f"{d}-{step}" for d in DIRECTORS} & closure(dev, f"{lowest}-{step}")
+
+
+def test_pacemaker_haproxy_rolls_but_its_cluster_steps_do_not() -> None:
+    """corosync and Pacemaker form one cluster of every director: their steps must not wait for each other's."""
+    rec = run_stack("dev", haStack="pacemaker")
+    lowest, middle, master = reversed(DIRECTORS)
+    assert f"{middle}-40-haproxy" in direct(rec, f"{master}-40-haproxy")
+    for step in ("50-corosync", "52-pacemaker"):
+        for d in DIRECTORS:
+            assert not {f"{o}-{step}" for o in DIRECTORS if o != d} & closure(rec, f"{d}-{step}"), (d, step)
