@@ -98,3 +98,13 @@ def test_dhcp_nodes_boot_after_the_master_serves_dhcp(hypervisor: str) -> None:
     for node in (*DIRECTORS, "nas"):
         vm = vms.get(node) or vms[f"{node}-vm"]
         assert not {n for n in rec.depends_on(vm) if n in rec.steps()}, node
+
+
+@pytest.mark.parametrize("step", ["30-dnsmasq", "40-haproxy", "50-keepalived"])
+def test_directors_are_configured_side_by_side(dev: Recording, step: str) -> None:
+    """The directors' config steps do not wait for each other: chained (standbys first) they made
+    the master's dnsmasq, HAProxy and keepalived wait for the standbys' on a first deployment, and
+    every other node waits for the master (its gateway). A change reloads each daemon in place
+    (no connection lost, no VIP move: tests/test_lab_reloads.py)."""
+    for d in DIRECTORS:
+        assert not {f"{o}-{step}" for o in DIRECTORS if o != d} & closure(dev, f"{d}-{step}"), d

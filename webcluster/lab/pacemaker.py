@@ -43,6 +43,8 @@ RunStep = Callable[..., str]
 
 QDEVICE_STEP, CIB_STEP, QUORUM_DEVICE_STEP = "51-qdevice", "53-cib", "55-quorum-device"
 HAPROXY_PIDFILE = "/run/haproxy.pid"
+# HAProxy in the foreground (the master of master-worker); ocf:heartbeat:anything writes its pid file.
+HAPROXY_ARGV = ["haproxy", "-db", "-f", "/etc/haproxy/haproxy.cfg"]
 # How long the scenarios wait for the VIPs to move. With the quorum device the two directors left
 # are quorate only once qnetd gave them its votes, which it does when it drops the lost director's
 # silent connection: at most 1.4 x quorum.device.timeout (Pacemaker.qdevice_handover_ms). Add
@@ -92,8 +94,8 @@ def qnetd_argv(plan: ClusterPlan, node: str) -> list[str]:
 def _lab_primitive(rsc: str, agent: str, fenced: dict[str, str]) -> Optional[tuple[str, str]]:
     """The lab's agent and parameters for a primitive the lab must replace, else None."""
     if rsc == rpm.HAPROXY and agent == "systemd:haproxy":
-        binfile = shutil.which(processes.HAPROXY[0]) or f"/usr/sbin/{processes.HAPROXY[0]}"
-        return "ocf:heartbeat:anything", f'binfile={binfile} cmdline_options="{" ".join(processes.HAPROXY[1:])}" pidfile={HAPROXY_PIDFILE}'
+        binfile = shutil.which(HAPROXY_ARGV[0]) or f"/usr/sbin/{HAPROXY_ARGV[0]}"
+        return "ocf:heartbeat:anything", f'binfile={binfile} cmdline_options="{" ".join(HAPROXY_ARGV[1:])}" pidfile={HAPROXY_PIDFILE}'
     if rsc in fenced:
         target = fenced[rsc]
         return f"stonith:{fence_lab.AGENT}", f'plug="{target}" pcmk_host_list="{target}" pcmk_reboot_action="off"'
@@ -104,7 +106,7 @@ def lab_cib(rendered: str, topo: Topology) -> str:
     """The rendered cib.crm with the lab's only two substitutions; every other line is loaded as rendered.
 
     - haproxy: `systemd:haproxy` needs systemd, which does not run here. ocf:heartbeat:anything
-      runs the same `haproxy -db -f /etc/haproxy/haproxy.cfg` as the keepalived lab, with the
+      runs `haproxy -db -f /etc/haproxy/haproxy.cfg` in the foreground (master-worker: the config says so), with the
       rendered operations (monitor interval, timeouts) and clone meta attributes.
     - fence-<director>: fence_virsh/fence_vbox log into a hypervisor the lab does not have;
       fence_lab powers the lab node off. Same names, host lists, monitor operation and -inf

@@ -10,11 +10,14 @@ from typing import Optional, Sequence
 
 from .. import netns
 from . import apache
+from ..render.director import HAPROXY_CFG, HAPROXY_PIDFILE, HAPROXY_STATE
 from ..sandbox import pid_alive, spawn
 from .state import CLIENT, LAB_ROOT, LabState, Process, netns_name, sandbox
 
 HOST = "host"  # the node name of the lab's own services, which run in the root namespaces (the fence switch)
-HAPROXY = ["haproxy", "-db", "-f", "/etc/haproxy/haproxy.cfg"]  # in the foreground, as both HA stacks run it
+# As Debian's haproxy.service runs it: master-worker in the foreground (-Ws), the master's PID in the
+# pid file the rendered reload script signals (-p), the master CLI (-S).
+HAPROXY = ["haproxy", "-Ws", "-f", HAPROXY_CFG, "-p", HAPROXY_PIDFILE, "-S", "/run/haproxy-master.sock"]
 
 
 # Pid files a daemon checks before it starts. keepalived refuses to start ("daemon is already running",
@@ -26,6 +29,9 @@ HAPROXY = ["haproxy", "-db", "-f", "/etc/haproxy/haproxy.cfg"]  # in the foregro
 PID_FILES = {
     "keepalived": ("/run/keepalived.pid", "/run/keepalived/vrrp.pid", "/run/keepalived/checkers.pid",
                    "/run/keepalived/bfd.pid", "/run/vrrp.pid", "/run/checkers.pid"),
+    # Not a pid file: the servers' state a reload saved. The rendered haproxy.service drop-in removes
+    # it before a start (ExecStartPre), so a start never brings back a drain from some earlier reload.
+    "haproxy": (HAPROXY_STATE,),
 }
 
 
@@ -59,8 +65,8 @@ def start(state: LabState, node: str, role: str, argv: Sequence[str]) -> Process
 
 
 def pid_file(node: str, path: str) -> Path:
-    """Where a pid file in a node's /run lives on the host."""
-    return sandbox(node).private("/run") / Path(path).relative_to("/run")
+    """Where a pid file in a node's /run (or another of its private directories) lives on the host."""
+    return sandbox(node).path(path)
 
 
 def pid_files(role: str) -> tuple[str, ...]:

@@ -11,7 +11,7 @@ import re
 import time
 from typing import Callable
 
-from . import faults, gluster_tls_proof, https_proof, pacemaker, probe, replays, security, slow_clients
+from . import faults, gluster_tls_proof, https_proof, pacemaker, probe, reloads, replays, security, slow_clients
 from ..loss import loss_budget
 from ..waiting import wait_until
 from .context import LabContext
@@ -139,6 +139,14 @@ def haproxy_dies(lab: LabContext) -> list[str]:
     took = _wait_holder(lab, master)
     notes.append(f"HAProxy restarted on {master}: VIPs back in {took:.2f} s")
     return notes
+
+
+@scenario
+def config_reloads(lab: LabContext) -> list[str]:
+    """Config changes applied as the directors' steps apply them (issue #15): HAProxy reloaded on
+    every director, standbys first, under HTTP and TCP load: 0 failed, drain/maint kept, no VIP move;
+    keepalived reloaded and dnsmasq restarted on the master: 0 failed, no VIP move."""
+    return reloads.config_reloads(lab)
 
 
 def _under_load(lab: LabContext, port: int, action: Callable[[], None], requests: int = 3000) -> dict:

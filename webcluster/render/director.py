@@ -14,6 +14,13 @@ from .plan import Step, StepRef
 
 SYSCTL_FILE = "/etc/sysctl.d/60-ha-web-cluster.conf"
 DNSMASQ_HOSTS = "/etc/dnsmasq.hosts.conf"
+HAPROXY_CFG = "/etc/haproxy/haproxy.cfg"
+HAPROXY_RELOAD = "/etc/haproxy/hawc-reload.sh"  # the one reload procedure: systemd's ExecReload and the lab run it
+HAPROXY_DROPIN = "/etc/systemd/system/haproxy.service.d/hawc-reload.conf"
+HAPROXY_STATE = "/var/lib/haproxy/server-state"
+HAPROXY_ADMIN_SOCKET = "/run/haproxy/admin.sock"
+HAPROXY_PIDFILE = "/run/haproxy.pid"  # Debian's unit: -p $PIDFILE; the master's PID
+HAPROXY_RELOAD_TIMEOUT_S = 30  # for a new worker to answer: parsing the config and the health-check setup take well under 1 s
 
 
 @dataclass(frozen=True)
@@ -69,7 +76,7 @@ def add_director(b: NodeBuilder, director: Director) -> Step:
     _add_dnsmasq(b, director, is_master)
     admin_sources = [str(topo.network_of(n)) for n in c.haproxy.stats.admin_networks]
     haproxy_cfg = b.file(
-        "/etc/haproxy/haproxy.cfg",
+        HAPROXY_CFG,
         "director/haproxy.cfg.j2",
         mode=0o600,  # the stats password; haproxy reads it as root before dropping privileges
         director=director,
@@ -83,15 +90,32 @@ def add_director(b: NodeBuilder, director: Director) -> Step:
         stats_addresses=stats_addresses(topo, director.internal),
         serving_path=serving.SERVING_PATH,
         tls=_tls_context(topo),
+        admin_socket=HAPROXY_ADMIN_SOCKET,
+        server_state_file=HAPROXY_STATE,
+        reload_script=HAPROXY_RELOAD,
     )
     tls_files = https.add_files(b)
+    reload = b.file(
+        HAPROXY_RELOAD,
+        "director/haproxy-reload.sh.j2",
+        mode=0o755,
+        dropin=HAPROXY_DROPIN,
+        config=HAPROXY_CFG,
+        admin_socket=HAPROXY_ADMIN_SOCKET,
+        server_state_file=HAPROXY_STATE,
+        pid_file=HAPROXY_PIDFILE,
+        reload_timeout_s=HAPROXY_RELOAD_TIMEOUT_S,
+    )
+    dropin = b.file(HAPROXY_DROPIN, "director/haproxy.service.conf.j2", reload_script=HAPROXY_RELOAD, server_state_file=HAPROXY_STATE)
     haproxy = b.step(
         "40-haproxy",
-        "HAProxy load balancer",
+        "HAProxy load balancer (a change reloads it: no connection lost)",
         "steps/director/40-haproxy.sh.j2",
-        files=[haproxy_cfg, *tls_files],
+        files=[haproxy_cfg, *tls_files, reload, dropin],
         services=len(c.haproxy.services),
         tls=_tls_context(topo),
+        config=HAPROXY_CFG,
+        reload_script=HAPROXY_RELOAD,
     )
     return ha_stack_for(topo).add_director(b, director, haproxy.ref)
 
