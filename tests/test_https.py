@@ -77,7 +77,7 @@ def test_the_certificate_file_is_a_0600_secret_in_the_haproxy_step() -> None:
         assert f.mode == 0o600 and f.content == secret(https.PEM_KEY)
         step = node.step("40-haproxy")
         assert https.CERT_FILE in step.files and https.SWAP_SCRIPT in step.files
-        assert f"{https.SWAP_SCRIPT} {https.CERT_FILE}" in step.script and "apt_install haproxy socat" in step.script
+        assert f"{https.SWAP_SCRIPT} {https.CERT_FILE}" in step.script and "apt_install haproxy python3 socat" in step.script
     assert https.CERT_FILE not in plan.nodes["nas"].files
 
 
