@@ -425,3 +425,20 @@ def test_first_boot_makes_no_rsa_host_key() -> None:
     plan = render_cluster(load_stack_file(DEV_STACK).config)
     for node, docs in plan.cloud_init.items():
         assert re.findall(r"^ssh_genkeytypes: (.*)$", docs["user-data"], re.M) == ["[ed25519, ecdsa]"], node
+
+
+HELPERS = re.compile(r"^([a-z_]+)\(\) \{$", re.M)
+
+
+@pytest.mark.parametrize("plan", [p for _, p in PLANS], ids=[n for n, _ in PLANS])
+def test_steps_define_the_shared_functions_they_call(plan: ClusterPlan) -> None:
+    """A step that calls a shared shell function (templates/steps/_*.sh.j2) includes its definition:
+    the e2e once stopped on `wait_for: command not found` (exit 127) in a step that did not."""
+    shared = set()
+    for part in (Path(__file__).parent.parent / "templates" / "steps").glob("_*.sh.j2"):
+        shared |= set(HELPERS.findall(part.read_text()))
+    for node in plan.nodes.values():
+        for step in node.steps:
+            defined = set(HELPERS.findall(step.script))
+            called = {name for name in shared if re.search(rf"(^|[;&|(]\s*|\bthen\s+|\bdo\s+|\bif\s+!?\s*|\t+)\b{name}\b(?!\(\))", step.script, re.M)}
+            assert called <= defined, f"{step.ref} calls {sorted(called - defined)} without defining them"
