@@ -27,6 +27,7 @@ from webcluster.cib import crm_load, empty_quorate_cib
 from webcluster.lab.pacemaker import pki_script, qnetd_argv  # the lab runs the same
 from webcluster.model import SECRET_KEYS, StackConfig
 from webcluster.render.gluster_tls import is_tls_key
+from webcluster.render import https
 from webcluster.render import ClusterPlan, placeholders, render_cluster
 from webcluster.render import pacemaker as pm
 from webcluster.render import serving
@@ -332,7 +333,7 @@ def test_secret_files_are_root_only_placeholders(plan: ClusterPlan) -> None:
     assert plan.nodes["nas"].files[pm.QDEVICE_SEED].content == placeholders.secret("qdeviceSeed")
     used = {k for node in plan.nodes.values() for f in node.files.values() if isinstance(f.content, str) for k in placeholders.keys_in(f.content)}
     assert pm.FENCE_PASSWORD not in plan.nodes["standby2"].files, "no fence password by default"
-    assert {"corosyncKey", "haclusterPassword", "fenceSshKey", "qdeviceSeed"} <= {k for k in used if not is_tls_key(k)} <= set(SECRET_KEYS) | {"sshPublicKey"}
+    assert {"corosyncKey", "haclusterPassword", "fenceSshKey", "qdeviceSeed"} <= {k for k in used if not is_tls_key(k) and not https.is_tls_key(k)} <= set(SECRET_KEYS) | {"sshPublicKey"}
 
 
 def test_no_arbitrator_means_no_qdevice_steps() -> None:
