@@ -20,9 +20,7 @@ import time
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
-from ..render import render_cluster
 from ..render.director import HAPROXY_ADMIN_SOCKET, HAPROXY_RELOAD
-from ..render.plan import ClusterPlan
 from . import processes
 from .context import LabContext
 from .state import sandbox
@@ -32,10 +30,6 @@ STATUS_FIELD = 17  # `show stat` CSV: pxname, svname, ... status (UP, DOWN, DRAI
 
 class ReloadError(RuntimeError):
     pass
-
-
-def plan_of(lab: LabContext) -> ClusterPlan:
-    return render_cluster(lab.topo.config)
 
 
 def rolling_order(lab: LabContext) -> list[str]:
@@ -134,7 +128,7 @@ def under_load(lab: LabContext, port: int, action: Callable[[], None], tail: flo
 # --------------------------------------------------------------------------- the proofs (scenario config_reloads)
 
 
-def rolling_haproxy_reload(lab: LabContext, plan: ClusterPlan, port: int) -> dict:
+def rolling_haproxy_reload(lab: LabContext, port: int) -> dict:
     """Every director's HAProxy reloaded in the rolling order under load on `port`; the load's
     counts, the order, and every VIP holder seen meanwhile."""
     order = rolling_order(lab)
@@ -178,7 +172,6 @@ def config_reloads(lab: LabContext) -> list[str]:
     """HAProxy reloaded on every director (standbys first, the VIP holder last) under load in HTTP
     and TCP mode: 0 failed, the VIP stays; drained and maintenance servers stay so. keepalived
     reloaded and dnsmasq restarted on the master under load: 0 failed, the VIP stays."""
-    plan = plan_of(lab)
     master = lab.directors[0].name
     notes = []
     states = drained_servers(lab)
@@ -187,7 +180,7 @@ def config_reloads(lab: LabContext) -> list[str]:
         assert not mismatched_states(lab, states), f"the runtime API did not set the states: {mismatched_states(lab, states)}"
         for mode in ("http", "tcp"):
             svc = lab.services_by(mode, "nfs")[0]
-            r = rolling_haproxy_reload(lab, plan, svc.port)
+            r = rolling_haproxy_reload(lab, svc.port)
             assert r["order"][-1] == master and len(r["order"]) == len(lab.directors), f"rolling order {r['order']}"
             assert r["failed"] == 0, f"{svc.name} ({mode}): {r['failed']} of {r['requests']} requests failed during the reloads: {r['failures']}"
             assert r["holders"] == [(master,)], f"the VIP moved during the reloads: holders seen {r['holders']}"
