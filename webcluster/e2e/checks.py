@@ -22,6 +22,7 @@ from webcluster.topology import ROLE_BACKEND, ROLE_DIRECTOR, ROLE_GLUSTER, ROLE_
 
 from . import guests, hardening, network
 from .recording import PlanRecording
+from .. import loss
 from ..loss import loss_budget
 from ..render.storage import RAID_ALERT_TAG
 from ..metrics import server_states, vip_held
@@ -498,11 +499,6 @@ def request_timeout(c: Cluster) -> float:
 STEADY_VIP_S = 15
 
 
-# A failed request counts as reset by a VIP move when the VIP changed hands this close to it:
-# keepalived's gratuitous ARP is heard a moment after the new holder took the address.
-VIP_MOVE_SLACK_S = 2
-
-
 @dataclass
 class Failure:
     """A request of the Docker-host check that did not get a 2xx: when, in which mode, why."""
@@ -521,17 +517,7 @@ def split_vip_move_casualties(failures: list[Failure], watch: Optional[VipWatch]
     move: there is one request in flight at a time)."""
     if watch is None:
         return failures, []
-    own: list[Failure] = []
-    moved: list[Failure] = []
-    blamed: set[float] = set()
-    for f in sorted(failures, key=lambda f: f.start):
-        move = next((m for m in watch.moves_between(f.start - VIP_MOVE_SLACK_S, f.end + VIP_MOVE_SLACK_S) if m not in blamed), None)
-        if move is None:
-            own.append(f)
-        else:
-            blamed.add(move)
-            moved.append(f)
-    return own, moved
+    return loss.split_vip_move_casualties(failures, watch.moves_between)
 
 
 def check_docker_host_down(c: Cluster) -> str:

@@ -77,6 +77,10 @@ class LabContext:
         rows, desc = probe.stats_csv(self.vip, st.port, st.uri, self.auth)
         return {(r.backend, r.server): r.status for r in rows}, desc
 
+    def server_aborts(self, backend: str) -> dict[str, int]:
+        st = self.topo.cluster.haproxy.stats
+        return probe.server_aborts(self.vip, st.port, st.uri, self.auth, backend)
+
     def server_states(self, server: str) -> set[str]:
         states, _ = self.stats()
         return {v for (_, s), v in states.items() if s == server}

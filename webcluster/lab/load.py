@@ -94,10 +94,13 @@ def run(url: str, concurrency: int, requests: int, duration: float, timeout: flo
     }
 
 
+STREAM_FAILURES_KEPT = 20
+
+
 def stream(urls: list[str], rate: float, duration: float, timeout: float, every: float = 0.5) -> None:
     """A small steady probe load (`lab watch`): one request at a time per URL, at most `rate` a
     second each, until `duration` ends; every `every` s one JSON line of running totals per URL."""
-    totals = {u: {"requests": 0, "ok": 0, "failed": 0, "last_error": ""} for u in urls}
+    totals = {u: {"requests": 0, "ok": 0, "failed": 0, "last_error": "", "failures": []} for u in urls}
     lock = threading.Lock()
     deadline = time.monotonic() + duration
 
@@ -105,7 +108,7 @@ def stream(urls: list[str], rate: float, duration: float, timeout: float, every:
         parts = urlsplit(url)
         path = parts.path + (f"?{parts.query}" if parts.query else "")
         while time.monotonic() < deadline:
-            started = time.monotonic()
+            started, began = time.monotonic(), time.time()
             ok, kind, _ = one_request(parts.hostname, parts.port or 80, path, timeout)
             with lock:
                 t = totals[url]
@@ -113,6 +116,9 @@ def stream(urls: list[str], rate: float, duration: float, timeout: float, every:
                 t["ok" if ok else "failed"] += 1
                 if not ok:
                     t["last_error"] = f"{time.strftime('%H:%M:%S')} {kind}"
+                    # When (epoch) the last failures started and ended: the watcher tells a
+                    # reset by a VIP move from the others.
+                    t["failures"] = [*t["failures"], [round(began, 3), round(time.time(), 3), kind]][-STREAM_FAILURES_KEPT:]
             time.sleep(max(0.0, 1 / rate - (time.monotonic() - started)))
 
     for url in urls:

@@ -82,14 +82,26 @@ class ServerState:
     status: str  # UP, DOWN, MAINT, ...
 
 
-def stats_csv(host: str, port: int, uri: str, auth: tuple[str, str], timeout: float = 5) -> tuple[list[ServerState], str]:
-    """Server states from the stats page's CSV export, plus the page's description (the director's name).
-    Asked from the hypervisor host's namespace: the firewalls keep the client out (adminNetworks)."""
+def _stats_rows(host: str, port: int, uri: str, auth: tuple[str, str], timeout: float) -> list[dict[str, str]]:
+    """The stats page's CSV export, a dict a row. Asked from the hypervisor host's namespace: the
+    firewalls keep the client out (adminNetworks)."""
     resp = get(f"http://{host}:{port}{uri};csv", auth=auth, ns=HYPERVISOR, timeout=timeout)
     if resp.status != 200:
         raise RuntimeError(f"stats page at {host}:{port} answered {resp.status} {resp.error}")
-    rows = list(csv.DictReader(io.StringIO(resp.body.lstrip("# "))))
+    return list(csv.DictReader(io.StringIO(resp.body.lstrip("# "))))
+
+
+def stats_csv(host: str, port: int, uri: str, auth: tuple[str, str], timeout: float = 5) -> tuple[list[ServerState], str]:
+    """Server states from the stats page's CSV export, plus the page's description (the director's name)."""
+    rows = _stats_rows(host, port, uri, auth, timeout)
     servers = [ServerState(r["pxname"], r["svname"], r["status"].split()[0]) for r in rows if r["svname"] not in ("FRONTEND", "BACKEND")]
     html = get(f"http://{host}:{port}{uri}", auth=auth, ns=HYPERVISOR, timeout=timeout).body
     m = re.search(r"Statistics Report for pid \d+[^:<]*: ([^<]*)<", html)
     return servers, (m.group(1).strip() if m else "")
+
+
+def server_aborts(host: str, port: int, uri: str, auth: tuple[str, str], backend: str, timeout: float = 5) -> dict[str, int]:
+    """Server -> transfers the server aborted (`srv_abrt` of the stats CSV) in one backend, as the
+    director answering at `host` counts them: where a TCP-mode request a client lost went."""
+    rows = _stats_rows(host, port, uri, auth, timeout)
+    return {r["svname"]: int(r["srv_abrt"] or 0) for r in rows if r["pxname"] == backend and r["svname"] not in ("FRONTEND", "BACKEND")}

@@ -3,7 +3,8 @@
 Who holds each VIP, every HAProxy server's state as the active director's stats page gives it,
 each node's state (up, cut, off) and the faults in force, and a small steady probe load through
 every service from the client namespace (load.py --stream): requests a second, failures, the
-last error. Plain text and a few ANSI sequences (alternate screen, cursor home, erase line), so it
+last error. A failure in flight when the VIP changed hands is counted apart ("reset by a VIP
+move"): the move resets every connection to the VIP, which no proxy can save. Plain text and a few ANSI sequences (alternate screen, cursor home, erase line), so it
 works in any terminal and over SSH; on Ctrl-C, SIGTERM or a hang-up the terminal is given back as
 it was, and the probe's totals are printed.
 """
@@ -18,8 +19,10 @@ import sys
 import threading
 import time
 from collections import deque
+from dataclasses import dataclass
 from typing import Any, Optional, TextIO
 
+from ..loss import split_vip_move_casualties
 from . import faults, network, probe
 from .context import LOAD_SCRIPT, LabContext
 from .state import CLIENT, netns_name
@@ -73,12 +76,48 @@ class Probe:
                 self.proc.wait(timeout=5)
 
 
-def snapshot(lab: LabContext, load: Optional[Probe]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class ProbeFailure:
+    start: float  # epoch
+    end: float
+    kind: str
+
+
+class VipMoves:
+    """When (epoch) the watch saw the external VIP change hands, screen after screen."""
+
+    def __init__(self) -> None:
+        self.holder: tuple[str, ...] = ()
+        self.times: list[float] = []
+
+    def observe(self, holders: list[str], when: float) -> None:
+        """A move: a new holder (nobody in between is no holder, not a move)."""
+        now = tuple(holders)
+        if now and now != self.holder:
+            if self.holder:
+                self.times.append(when)
+            self.holder = now
+
+    def between(self, start: float, end: float) -> list[float]:
+        return [t for t in self.times if start <= t <= end]
+
+
+def split_probe(totals: dict[str, Any], moves: VipMoves) -> dict[str, Any]:
+    """A service's probe totals with `failed` split: `moved` the failures a VIP move reset (at most
+    one a move: the probe sends one request at a time), `failed` the others."""
+    recorded = [ProbeFailure(*f) for f in totals.get("failures", [])]
+    _own, moved = split_vip_move_casualties(recorded, moves.between)
+    return {**totals, "failed": totals["failed"] - len(moved), "moved": len(moved)}
+
+
+def snapshot(lab: LabContext, load: Optional[Probe], moves: Optional[VipMoves] = None) -> dict[str, Any]:
     """What one screen shows, read from the lab now."""
     c = lab.topo.cluster
     snap: dict[str, Any] = {"time": time.strftime("%H:%M:%S"), "stack": lab.state.stack, "ha_stack": lab.topo.config.ha_stack.value}
     held = {d.name: {a.split("/")[0] for a in network.addresses(d.name)} for d in lab.directors}  # one `ip` per director
     snap["vips"] = {vip: [d for d, addresses in held.items() if vip in addresses] for vip in lab.vips}
+    moves = moves or VipMoves()
+    moves.observe(snap["vips"][lab.vip], time.time())
     snap["nodes"] = faults.node_states(lab)
     snap["faults"] = list(faults.faults_in_force())
     try:
@@ -87,7 +126,7 @@ def snapshot(lab: LabContext, load: Optional[Probe]) -> dict[str, Any]:
     except (RuntimeError, subprocess.TimeoutExpired) as exc:
         snap["stats"] = {"error": str(exc)}
     snap["services"] = [(s.name, s.port, s.mode.value) for s in c.haproxy.services]
-    snap["probe"] = load.totals() if load else {}
+    snap["probe"] = {name: split_probe(p, moves) for name, p in load.totals().items()} if load else {}
     return snap
 
 
@@ -119,14 +158,15 @@ def frame(snap: dict[str, Any], width: int = 100) -> list[str]:
             backends.setdefault(backend, []).append(f"{server} {status}")
         for backend, items in backends.items():
             lines += _flow(f"  {backend}", items, width) if len(backend) < 8 else [f"  {backend}"] + _flow("", items, width)
-    lines.append(f"probes    {'service':<16} {'port':>5} {'mode':<5} {'req/s':>6} {'requests':>9} {'failed':>7} {'success':>8}  last error")
+    lines.append(f"probes    {'service':<16} {'port':>5} {'mode':<5} {'req/s':>6} {'requests':>9} {'failed':>7} {'moved':>6} {'success':>8}  last error")
     for name, port, mode in snap["services"]:
         p = snap["probe"].get(name)
         if not p:
             lines.append(f"          {name:<16} {port:>5} {mode:<5} {'-':>6}")
             continue
         success = 100.0 * p["ok"] / p["requests"] if p["requests"] else 100.0
-        lines.append(f"          {name:<16} {port:>5} {mode:<5} {p['rate']:>6.1f} {p['requests']:>9} {p['failed']:>7} {success:>7.2f}%  {p['last_error'] or '-'}")
+        lines.append(f"          {name:<16} {port:>5} {mode:<5} {p['rate']:>6.1f} {p['requests']:>9} {p['failed']:>7} {p.get('moved', 0):>6} {success:>7.2f}%  {p['last_error'] or '-'}")
+    lines.append("          moved: in flight when the VIP changed hands (a move resets every connection to it)")
     return [line[:width] for line in lines]
 
 
@@ -139,6 +179,7 @@ def run(lab: LabContext, duration: float, rate: float, out: TextIO = sys.stdout)
     urls = {s.name: lab.url(s.port, "/index.php") for s in lab.topo.cluster.haproxy.services}
     tty = out.isatty()
     load = Probe(urls, rate, duration)
+    moves = VipMoves()
     old = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
     started = time.monotonic()
     try:
@@ -147,7 +188,7 @@ def run(lab: LabContext, duration: float, rate: float, out: TextIO = sys.stdout)
         while time.monotonic() - started < duration:
             tick = time.monotonic()
             width = shutil.get_terminal_size((100, 40)).columns if tty else 100
-            lines = frame(snapshot(lab, load), width)
+            lines = frame(snapshot(lab, load, moves), width)
             if tty:
                 out.write(HOME + "".join(line + ERASE_LINE + "\n" for line in lines) + ERASE_BELOW)
             else:
@@ -157,7 +198,7 @@ def run(lab: LabContext, duration: float, rate: float, out: TextIO = sys.stdout)
     except KeyboardInterrupt:
         pass
     finally:
-        totals = load.totals()
+        totals = {name: split_probe(p, moves) for name, p in load.totals().items()}
         load.close()
         for sig, handler in old.items():
             signal.signal(sig, handler)
@@ -165,7 +206,8 @@ def run(lab: LabContext, duration: float, rate: float, out: TextIO = sys.stdout)
             out.write(LEAVE if tty else "")
             took = time.monotonic() - started
             for name, p in totals.items():
-                out.write(f"{name}: {p['requests']} requests in {took:.0f} s, {p['failed']} failed" + (f" (last: {p['last_error']})" if p["failed"] else "") + "\n")
+                moved = f", {p['moved']} reset by a VIP move" if p["moved"] else ""
+                out.write(f"{name}: {p['requests']} requests in {took:.0f} s, {p['failed']} failed{moved}" + (f" (last: {p['last_error']})" if p["failed"] or p["moved"] else "") + "\n")
             out.flush()
         except OSError:  # the terminal is gone (an SSH hang-up): nothing left to give back
             pass

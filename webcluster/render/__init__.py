@@ -34,10 +34,14 @@ def render_cluster(config: StackConfig) -> ClusterPlan:
         ha_ready.append(add_director(builders[d.name], d).ref)
     ha_stack_for(topo).add_other_nodes(builders)
     network_ready = [builders[topo.master.name].plan.step("30-dnsmasq").ref, *ha_ready]
+    # node-exporter is each node's last step: nothing of the cluster waits for it but the smoke check.
+    metrics_ready: list[StepRef] = []
     for b in builders.values():
         add_base(b, network_ready)
         add_firewall(b)
-        add_node_exporter(b)
+        exporter = add_node_exporter(b)
+        if exporter:
+            metrics_ready.append(exporter.ref)
 
     storage_ready: dict[str, StepRef] = {}
     nas = topo.nodes_with_role(ROLE_NAS)[0]
@@ -68,7 +72,7 @@ def render_cluster(config: StackConfig) -> ClusterPlan:
         previous = containers_ready[-1:]
         containers_ready.append(add_roll(b, backend, containers, [*previous, *ha_ready]).ref)
 
-    add_smoke_check(builders[topo.master.name], containers_ready + ha_ready)
+    add_smoke_check(builders[topo.master.name], containers_ready + ha_ready + [r for r in metrics_ready if r.node != topo.master.name])
 
     nodes = {name: b.plan for name, b in builders.items()}
     cloud_init = {n.name: cloud_init_documents(topo, n) for n in topo.nodes}
