@@ -169,6 +169,12 @@ class Vrrp(Strict):
     check_interval_ms: int = Field(
         100, ge=20, le=1000, description="How often keepalived's HAProxy check polls HAProxy's loopback health port, so the VIPs leave a director whose HAProxy died within about this time."
     )
+    script_interval_s: int = Field(
+        1,
+        ge=1,
+        le=30,
+        description="How often keepalived starts each check script (vrrp_script `interval`: chk_haproxy, chk_backends). chk_haproxy polls HAProxy every `checkIntervalMs` for the whole interval inside one bash process, so a dead HAProxy is still noticed within about `checkIntervalMs`; chk_backends asks once a run (`fall 2`: a director that lost every backend drops in rank after 2 runs). Raise it on directors with little CPU: each run is a bash process, and under software emulation (the e2e stacks) two starts a second kept a director's vCPU saturated, its VRRP adverts late and its SSH sessions minutes long.",
+    )
     check_timeout_s: int = Field(
         5,
         ge=1,

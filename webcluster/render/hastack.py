@@ -38,9 +38,10 @@ class KeepalivedStack:
         c = self.topo.cluster
         vrrp = c.vrrp
         interval_ms = vrrp.check_interval_ms
-        # Probes spaced interval_ms apart, the last one ending well inside keepalived's 1 s
-        # run interval (a script still running at the next run is skipped, not queued).
-        polls = max(1, math.floor((1000 - interval_ms) / interval_ms))
+        # Probes spaced interval_ms apart, the last one ending well inside keepalived's run
+        # interval (a script still running at the next run is skipped, not queued).
+        run_ms = vrrp.script_interval_s * 1000
+        polls = max(1, math.floor((run_ms - interval_ms) / interval_ms))
         check = b.file(
             CHECK_HAPROXY,
             "director/check_haproxy.sh.j2",
@@ -49,6 +50,7 @@ class KeepalivedStack:
             polls=polls,
             interval_ms=interval_ms,
             interval_s=f"{interval_ms / 1000:g}",
+            run_interval_s=vrrp.script_interval_s,
         )
         peers = [d for d in c.directors if d.name != director.name]
         instances = [
