@@ -1,0 +1,203 @@
+"""`e2e change`: changes applied to a provisioned cluster as `pulumi up` would, under load (issue #15).
+
+Against the guests `e2e run --keep` left running (a guest that is not running, e.g. the Docker
+host the last check powered off, is restored from its snapshot), or, with none running, the
+saved snapshots restored. Each change (webcluster/e2e/changes.py) is recorded with the program
+under the mock engine, cumulatively; the steps pulumi-command would run again run in the
+changed plan's order (:func:`.replay.replay`) while clients send requests through the external
+VIP in HTTP and TCP mode (:mod:`.load`) and the VIP watch hears every move. One row per change.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Optional
+
+from webcluster.render import templating
+from webcluster.topology import ROLE_BACKEND, Topology
+
+from . import guests, network, timeline
+from .changes import Change, Row, Variant, all_pass, changed_steps, plan_of_changed, set_key, table, templates_edited
+from .checks import STEADY_VIP_S, CheckFailed, Cluster, http_get, on, request_timeout, services_answer, stats_csv, watch_vip
+from .image import GuestImage
+from .load import Load
+from .pki import new_https_certificate
+from .recording import PlanRecording, _harness, record
+from .replay import StepResult, replay
+from .run import Report, host_side, recorded_stack, restore, restored, snapshot_key
+from .shell import log
+from .ssh import key_pair
+from ..waiting import Timeout, wait_until
+
+LOAD_CLIENTS = 2  # per mode: the requests in flight, so the TCP loss budget
+LOAD_MAX_S = 3600  # a change's load ends by then whatever its steps do (each step: replay.STEP_TIMEOUT_S)
+AFTER_STEPS_S = 3  # the load goes on this long after the last step
+HEALTHY_WAIT_S = 300
+CONTENT_PAGE = "content/imagen.html.j2"
+CONTENT_MARKER = "<p>e2e change: new content</p>"
+NEW_IMAGE_SUFFIX = "-e2e-change"
+
+
+def the_changes(stack_config: dict, topology: Topology, certificate, tag_images) -> list[Change]:
+    """The issue's five changes, in order, each from the previous one's configuration. `certificate()`
+    gives (chain, key) of a new certificate; `tag_images(old, new)` makes the new image reference
+    exist on every Docker host (what `docker pull` would do from a registry)."""
+    cluster = topology.cluster
+    timeout = cluster.haproxy.tuning.timeout_server_ms + 1000
+    backends = [b.model_dump(by_alias=True, mode="json") for b in cluster.backends]
+    first = backends[0]
+    port = max(ct["port"] for b in backends for ct in b["containers"]) + 1
+    first["containers"] = [*first["containers"], {"name": f"{first['name']}{len(first['containers']) + 1}p", "port": port, "docroot": "nfs"}]
+    old_image = cluster.docker.image
+    new_image = old_image + NEW_IMAGE_SUFFIX
+    page = (templating.TEMPLATES / CONTENT_PAGE).read_text()
+
+    def with_certificate(v: Variant) -> Variant:
+        chain, key = certificate()
+        return replace(v, secrets={**v.secrets, "httpsCertificate": chain, "httpsKey": key})
+
+    return [
+        Change("haproxy timeout", lambda v: set_key(stack_config, v, "cluster.haproxy.tuning.timeoutServerMs", timeout)),
+        Change("certificate", with_certificate),
+        Change("content", lambda v: replace(v, templates={**v.templates, CONTENT_PAGE: page.replace("</body>", CONTENT_MARKER + "\n</body>")})),
+        Change("one more container", lambda v: set_key(stack_config, v, "cluster.backends", backends)),
+        Change("image tag", lambda v: set_key(stack_config, v, "cluster.docker.image", new_image), lambda: tag_images(old_image, new_image)),
+    ]
+
+
+CHANGE_NAMES = ("haproxy timeout", "certificate", "content", "one more container", "image tag")
+
+
+def running(topology: Topology, plan: PlanRecording, image: GuestImage, report: Report) -> None:
+    """Every guest of the plan running: those `e2e run --keep` left, the others from their snapshots."""
+    key = snapshot_key(image, plan)
+    alive = {g for g in plan.guests if guests.alive(g)}
+    missing = sorted(set(plan.guests) - alive)
+    if missing and not all(guests.snapshot_matches(g, key) for g in missing):
+        raise RuntimeError(f"no snapshot of this plan for {', '.join(missing)}: run `e2e run --keep` first")
+    if not alive:
+        guests.stop_all()
+        network.create(host_side(topology, plan))
+        if not restored(plan, image, report):
+            raise RuntimeError("the snapshots did not restore (see above): run `e2e run --keep` first")
+    elif missing:
+        log(f"not running: {', '.join(missing)}: restoring them from their snapshots")
+        restore(plan, image, report, missing)
+
+
+def healthy(c: Cluster) -> None:
+    """Before a change: every service answers, every server is UP on the stats page, and one
+    director held the VIP for STEADY_VIP_S (a settling VIP would be blamed on the change)."""
+    services_answer(c, within=HEALTHY_WAIT_S)
+
+    def all_up() -> bool:
+        try:
+            return all(r["status"].startswith("UP") for r in stats_csv(c) if r["svname"] not in ("FRONTEND", "BACKEND"))
+        except CheckFailed:
+            return False
+
+    wait_until("every server UP on the stats page", all_up, HEALTHY_WAIT_S, 2)
+    if c.vip_watch:
+        wait_until(f"the VIP claimed by one director for {STEADY_VIP_S} s", lambda: c.vip_watch.steady(STEADY_VIP_S), 120, 1)
+
+
+def tag_on_docker_hosts(c: Cluster, old: str, new: str) -> str:
+    """`docker tag OLD NEW` on every Docker host: the e2e's stand-in image is baked into the guest
+    image under OLD (Docker Hub is unreachable), so NEW is made locally instead of pulled."""
+    hosts = c.nodes(ROLE_BACKEND)
+    for host in hosts:
+        on(c, host, f"docker tag {old} {new}", timeout=120, tries=2)
+    return f"tagged {old} as {new} on {', '.join(hosts)}"
+
+
+def content_served(c: Cluster) -> None:
+    """The new page is what the HTTP-mode services serve (a static page: no PHP realpath cache lag)."""
+    urls = [u for n, u in c.services.items() if n in modes(c) and modes(c)[n] == "http"]
+    for url in urls:
+        wait_until(f"the new content at {url}imagen.html", lambda: CONTENT_MARKER in http_get(url + "imagen.html")[1], 60, 2)
+
+
+def modes(c: Cluster) -> dict[str, str]:
+    return {s.name: s.mode.value for s in c.topology.cluster.haproxy.services}
+
+
+def urls_by_mode(c: Cluster) -> dict[str, list[str]]:
+    return {mode: [u for n, u in sorted(c.services.items()) if modes(c).get(n) == mode] for mode in ("http", "tcp")}
+
+
+def apply(c: Cluster, stack: str, changes: list[Change], all_steps: list[StepResult]) -> list[Row]:
+    """Apply `changes` one after another, each a row; the first that fails ends the run."""
+    private, public = key_pair()
+    before, variant, rows = c.plan, Variant(), []
+    for change in changes:
+        log(f"change: {change.name}")
+        variant = change.apply(variant)
+        with templates_edited(variant.templates):
+            after = record(stack, private, public, variant.secrets, variant.overrides)
+        names = changed_steps(before, after)
+        row = Row(change.name, names)
+        rows.append(row)
+        log(f"change: {change.name}: {len(names)} steps to run: {', '.join(names) or 'none'}")
+        before = after
+        if not names:
+            continue
+        try:
+            healthy(c)
+            if change.prepare:
+                log(f"change: {change.name}: {change.prepare()}")
+        except (Timeout, CheckFailed) as exc:
+            row.error = f"before the change: {exc}"
+            break
+        load = Load(urls_by_mode(c), LOAD_CLIENTS, request_timeout(c), LOAD_MAX_S, c.vip_watch)
+        start = time.monotonic()
+        try:
+            results = replay(plan_of_changed(after, names), lambda guest: None)
+            time.sleep(AFTER_STEPS_S)
+        finally:
+            counted = load.stop()
+        row.seconds = time.monotonic() - start
+        all_steps += results
+        row.sent = counted.sent
+        row.failed = {mode: counted.reasons(mode) for mode in ("http", "tcp")}
+        row.vip_moves = len(counted.vip_moves)
+        failed = [r for r in results if not r.ok]
+        if failed or len(results) != len(names):
+            row.error = f"step {failed[0].name} failed: {failed[0].output[-300:]}" if failed else "not every step ran"
+            break
+        if change.name == "content":
+            try:
+                content_served(c)
+            except Timeout as exc:
+                row.error = str(exc)
+        log(f"change: {change.name}: {row.seconds:.1f}s, HTTP {row.sent['http']}/{len(row.failed['http'])}, TCP {row.sent['tcp']}/{len(row.failed['tcp'])} sent/failed, VIP moves {row.vip_moves}")
+    return rows
+
+
+def e2e_change(stack: str, only: Optional[list[str]], out: Path) -> tuple[str, bool]:
+    """Run the changes (all, or those named in `only`, in the issue's order); (table, all passed)."""
+    report = Report()
+    rows: list[Row] = []
+    steps: list[StepResult] = []
+    start = time.monotonic()
+    try:
+        topology, plan, image = recorded_stack(stack, report)
+        running(topology, plan, image, report)
+        watch = watch_vip(topology, plan)
+        try:
+            c = Cluster(topology, plan, watch)
+            changes = the_changes(_harness().stack_config(stack), topology, lambda: new_https_certificate(topology),
+                                  lambda old, new: tag_on_docker_hosts(c, old, new))
+            rows = apply(c, stack, [ch for ch in changes if not only or ch.name in only], steps)
+        finally:
+            watch.stop()
+    except Exception as exc:  # noqa: BLE001 - reported in the table
+        rows.append(Row("(setup)", [], error=f"{type(exc).__name__}: {exc}"))
+        log(rows[-1].error)
+    text = table(rows, LOAD_CLIENTS)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "changes.txt").write_text(text + "\n")
+    if steps:
+        timeline.plot(steps, {}, start, out / "changes-timeline.png")
+    return text, all_pass(rows, LOAD_CLIENTS)
