@@ -67,9 +67,6 @@ def the_changes(stack_config: dict, topology: Topology, certificate, tag_images)
     ]
 
 
-CHANGE_NAMES = ("haproxy timeout", "certificate", "content", "one more container", "image tag")
-
-
 def running(topology: Topology, plan: PlanRecording, image: GuestImage, report: Report) -> None:
     """Every guest of the plan running: those `e2e run --keep` left, the others from their snapshots."""
     key = snapshot_key(image, plan)

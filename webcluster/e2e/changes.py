@@ -22,6 +22,8 @@ from ..render import templating
 from .recording import PlanRecording, RemoteStep
 
 PROJECT_PREFIX = "ha-web-cluster:"
+# The changes, in the order they are applied (webcluster/e2e/change.py: the_changes).
+CHANGE_NAMES = ("haproxy timeout", "certificate", "content", "one more container", "image tag")
 
 
 def reruns(old: Optional[RemoteStep], new: RemoteStep) -> bool:
