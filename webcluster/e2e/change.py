@@ -68,15 +68,21 @@ def the_changes(stack_config: dict, topology: Topology, certificate, tag_images)
 
 
 def running(topology: Topology, plan: PlanRecording, image: GuestImage, report: Report) -> None:
-    """Every guest of the plan running: those `e2e run --keep` left, the others from their snapshots."""
+    """Every guest of the plan running at the plan's baseline: those `e2e run --keep` left, the
+    others from their snapshots; all of them from their snapshots when an earlier `e2e change`
+    changed them."""
     key = snapshot_key(image, plan)
     alive = {g for g in plan.guests if guests.alive(g)}
+    if alive and guests.CHANGED_MARK.exists():
+        log("the running guests were changed by an earlier `e2e change`: restoring every guest from its snapshot")
+        alive = set()
     missing = sorted(set(plan.guests) - alive)
     if missing and not all(guests.snapshot_matches(g, key) for g in missing):
         raise RuntimeError(f"no snapshot of this plan for {', '.join(missing)}: run `e2e run --keep` first")
     if not alive:
         guests.stop_all()
         network.create(host_side(topology, plan))
+        guests.CHANGED_MARK.unlink(missing_ok=True)
         if not restored(plan, image, report):
             raise RuntimeError("the snapshots did not restore (see above): run `e2e run --keep` first")
     elif missing:
@@ -124,10 +130,11 @@ def urls_by_mode(c: Cluster) -> dict[str, list[str]]:
     return {mode: [u for n, u in sorted(c.services.items()) if modes(c).get(n) == mode] for mode in ("http", "tcp")}
 
 
-def apply(c: Cluster, stack: str, changes: list[Change], all_steps: list[StepResult]) -> list[Row]:
-    """Apply `changes` one after another, each a row; the first that fails ends the run."""
+def apply(c: Cluster, stack: str, changes: list[Change], rows: list[Row], all_steps: list[StepResult]) -> None:
+    """Apply `changes` one after another, a row each (appended as it starts, so an error still
+    leaves the rows so far); the first that fails ends the run."""
     private, public = key_pair()
-    before, variant, rows = c.plan, Variant(), []
+    before, variant = c.plan, Variant()
     for change in changes:
         log(f"change: {change.name}")
         variant = change.apply(variant)
@@ -147,6 +154,7 @@ def apply(c: Cluster, stack: str, changes: list[Change], all_steps: list[StepRes
         except (Timeout, CheckFailed) as exc:
             row.error = f"before the change: {exc}"
             break
+        guests.CHANGED_MARK.touch()
         load = Load(urls_by_mode(c), LOAD_CLIENTS, request_timeout(c), LOAD_MAX_S, c.vip_watch)
         start = time.monotonic()
         try:
@@ -169,7 +177,6 @@ def apply(c: Cluster, stack: str, changes: list[Change], all_steps: list[StepRes
             except Timeout as exc:
                 row.error = str(exc)
         log(f"change: {change.name}: {row.seconds:.1f}s, HTTP {row.sent['http']}/{len(row.failed['http'])}, TCP {row.sent['tcp']}/{len(row.failed['tcp'])} sent/failed, VIP moves {row.vip_moves}")
-    return rows
 
 
 def e2e_change(stack: str, only: Optional[list[str]], out: Path) -> tuple[str, bool]:
@@ -186,11 +193,11 @@ def e2e_change(stack: str, only: Optional[list[str]], out: Path) -> tuple[str, b
             c = Cluster(topology, plan, watch)
             changes = the_changes(_harness().stack_config(stack), topology, lambda: new_https_certificate(topology),
                                   lambda old, new: tag_on_docker_hosts(c, old, new))
-            rows = apply(c, stack, [ch for ch in changes if not only or ch.name in only], steps)
+            apply(c, stack, [ch for ch in changes if not only or ch.name in only], rows, steps)
         finally:
             watch.stop()
     except Exception as exc:  # noqa: BLE001 - reported in the table
-        rows.append(Row("(setup)", [], error=f"{type(exc).__name__}: {exc}"))
+        rows.append(Row("(error)", [], error=f"{type(exc).__name__}: {exc}"))
         log(rows[-1].error)
     text = table(rows, LOAD_CLIENTS)
     out.mkdir(parents=True, exist_ok=True)

@@ -188,6 +188,7 @@ def e2e_run(stack: str, keep: bool) -> Report:
         topology, plan, image = recorded_stack(stack, report)
         guests.stop_all()
         network.create(host_side(topology, plan))
+        guests.CHANGED_MARK.unlink(missing_ok=True)  # the guests start again from the plan's baseline
         key = snapshot_key(image, plan)
         if not (all(guests.snapshot_matches(g, key) for g in plan.guests) and restored(plan, image, report)):
             provision(plan, image, key, report)
