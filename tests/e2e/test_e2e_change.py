@@ -39,7 +39,7 @@ def recorded() -> dict[str, tuple[PlanRecording, PlanRecording]]:
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(e2e_pki, "provider_outputs", lambda typ, name, inputs=None: {})
         topology = Topology(load_stack_file(stack_path("e2e")).config)
-        listed = the_changes(_harness().stack_config("e2e"), topology, lambda: CERT, lambda old, new: "")
+        listed = the_changes(_harness().stack_config("e2e"), topology, lambda: CERT, lambda old, new: "", lambda page, text: None)
         before, variant, out = _record(), Variant(), {}
         for change in listed:
             variant = change.apply(variant)
@@ -256,3 +256,59 @@ def test_new_https_certificate_is_issued_by_the_e2e_ca_and_leaves_the_store_alon
     assert serials[0] != serials[1]
     sans = run("openssl", "x509", "-noout", "-ext", "subjectAltName", "-in", str(tmp_path / "chain.pem")).stdout
     assert f"IP Address:{names[0][0]}" in sans and f"DNS:{names[1][0]}" in sans
+
+
+def test_apply_makes_a_row_per_change_and_stops_at_the_first_failed_step(tmp_path, monkeypatch) -> None:
+    """The orchestration with the guests faked: each change is recorded and only its changed steps
+    are replayed, under a load whose counts land in its row; a change with no changed step is a row
+    without a replay; a failed verification is the row's error; a failed step ends the run."""
+    from webcluster.e2e import change as change_module
+    from webcluster.e2e import guests
+    from webcluster.e2e.changes import Change
+    from webcluster.e2e.load import LoadResult
+    from webcluster.e2e.replay import StepResult
+    from webcluster.waiting import Timeout
+
+    base = PlanRecording("s", {}, {"a": _step("a"), "b": _step("b", after=frozenset({"a"}))})
+    plans = iter([
+        PlanRecording("s", {}, {"a": _step("a", stdin="new"), "b": base.steps["b"]}),  # timeout: a only
+        PlanRecording("s", {}, {"a": _step("a", stdin="new"), "b": base.steps["b"]}),  # nothing changed
+        PlanRecording("s", {}, {"a": _step("a", stdin="newer"), "b": _step("b", stdin="new", after=frozenset({"a"}))}),
+    ])
+    replayed: list[list[str]] = []
+
+    def fake_replay(plan, ensure_guest):
+        names = [s.name for s in plan.ordered()]
+        replayed.append(names)
+        return [StepResult(n, "g", n != "b", 1.0, "boom" if n == "b" else "") for n in names]
+
+    class FakeLoad:
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def stop(self):
+            return LoadResult(sent={"http": 7, "tcp": 5})
+
+    monkeypatch.setattr(change_module, "key_pair", lambda: (PRIVATE, PUBLIC))
+    monkeypatch.setattr(change_module, "record", lambda *args, **kwargs: next(plans))
+    monkeypatch.setattr(change_module, "healthy", lambda c: None)
+    monkeypatch.setattr(change_module, "replay", fake_replay)
+    monkeypatch.setattr(change_module, "Load", FakeLoad)
+    monkeypatch.setattr(change_module, "urls_by_mode", lambda c: {})
+    monkeypatch.setattr(change_module, "request_timeout", lambda c: 1.0)
+    monkeypatch.setattr(change_module, "AFTER_STEPS_S", 0)
+    monkeypatch.setattr(guests, "CHANGED_MARK", tmp_path / "changed")
+
+    def no_effect() -> None:
+        raise Timeout("the page never changed")
+
+    listed = [Change("one", lambda v: v, verify=no_effect), Change("two", lambda v: v), Change("three", lambda v: v), Change("four", lambda v: v)]
+    rows: list[Row] = []
+    ran: list = []
+    change_module.apply(type("C", (), {"plan": base, "vip_watch": None})(), "s", listed, rows, ran)
+    assert [r.change for r in rows] == ["one", "two", "three"]
+    assert replayed == [["a"], ["a", "b"]]
+    assert rows[0].steps == ["a"] and rows[0].sent == {"http": 7, "tcp": 5} and rows[0].error.startswith("no effect")
+    assert rows[1].steps == [] and rows[1].problems(2) == ["no step changed: the change had no effect on the plan"]
+    assert rows[2].error.startswith("step b failed: boom")
+    assert [r.name for r in ran] == ["a", "a", "b"] and (tmp_path / "changed").exists()

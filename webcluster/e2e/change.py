@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 from webcluster.render import templating
 from webcluster.topology import ROLE_BACKEND, Topology
@@ -40,10 +40,12 @@ CONTENT_MARKER = "<p>e2e change: new content</p>"
 NEW_IMAGE_SUFFIX = "-e2e-change"
 
 
-def the_changes(stack_config: dict, topology: Topology, certificate, tag_images) -> list[Change]:
+def the_changes(stack_config: dict, topology: Topology, certificate: Callable[[], tuple[str, str]],
+                tag_images: Callable[[str, str], str], served: Callable[[str, str], None]) -> list[Change]:
     """The issue's five changes, in order, each from the previous one's configuration. `certificate()`
     gives (chain, key) of a new certificate; `tag_images(old, new)` makes the new image reference
-    exist on every Docker host (what `docker pull` would do from a registry)."""
+    exist on every Docker host (what `docker pull` would do from a registry); `served(page, text)`
+    waits until the HTTP-mode services serve `text` in `page`."""
     cluster = topology.cluster
     timeout = cluster.haproxy.tuning.timeout_server_ms + 1000
     backends = [b.model_dump(by_alias=True, mode="json") for b in cluster.backends]
@@ -61,7 +63,8 @@ def the_changes(stack_config: dict, topology: Topology, certificate, tag_images)
     return [
         Change("haproxy timeout", lambda v: set_key(stack_config, v, "cluster.haproxy.tuning.timeoutServerMs", timeout)),
         Change("certificate", with_certificate),
-        Change("content", lambda v: replace(v, templates={**v.templates, CONTENT_PAGE: page.replace("</body>", CONTENT_MARKER + "\n</body>")})),
+        Change("content", lambda v: replace(v, templates={**v.templates, CONTENT_PAGE: page.replace("</body>", CONTENT_MARKER + "\n</body>")}),
+               verify=lambda: served("imagen.html", CONTENT_MARKER)),
         Change("one more container", lambda v: set_key(stack_config, v, "cluster.backends", backends)),
         Change("image tag", lambda v: set_key(stack_config, v, "cluster.docker.image", new_image), lambda: tag_images(old_image, new_image)),
     ]
@@ -115,11 +118,14 @@ def tag_on_docker_hosts(c: Cluster, old: str, new: str) -> str:
     return f"tagged {old} as {new} on {', '.join(hosts)}"
 
 
-def content_served(c: Cluster) -> None:
-    """The new page is what the HTTP-mode services serve (a static page: no PHP realpath cache lag)."""
-    urls = [u for n, u in c.services.items() if n in modes(c) and modes(c)[n] == "http"]
-    for url in urls:
-        wait_until(f"the new content at {url}imagen.html", lambda: CONTENT_MARKER in http_get(url + "imagen.html")[1], 60, 2)
+SERVED_WAIT_S = 60
+
+
+def served(c: Cluster, page: str, text: str) -> None:
+    """Every HTTP-mode service serves `text` in `page` within SERVED_WAIT_S (a static page: the
+    content switch shows at once, no PHP realpath cache lag)."""
+    for url in urls_by_mode(c)["http"]:
+        wait_until(f"{text!r} in {url}{page}", lambda: text in http_get(url + page)[1], SERVED_WAIT_S, 2)
 
 
 def modes(c: Cluster) -> dict[str, str]:
@@ -171,11 +177,11 @@ def apply(c: Cluster, stack: str, changes: list[Change], rows: list[Row], all_st
         if failed or len(results) != len(names):
             row.error = f"step {failed[0].name} failed: {failed[0].output[-300:]}" if failed else "not every step ran"
             break
-        if change.name == "content":
+        if change.verify:
             try:
-                content_served(c)
+                change.verify()
             except Timeout as exc:
-                row.error = str(exc)
+                row.error = f"no effect: {exc}"
         log(f"change: {change.name}: {row.seconds:.1f}s, HTTP {row.sent['http']}/{len(row.failed['http'])}, TCP {row.sent['tcp']}/{len(row.failed['tcp'])} sent/failed, VIP moves {row.vip_moves}")
 
 
@@ -192,7 +198,7 @@ def e2e_change(stack: str, only: Optional[list[str]], out: Path) -> tuple[str, b
         try:
             c = Cluster(topology, plan, watch)
             changes = the_changes(_harness().stack_config(stack), topology, lambda: new_https_certificate(topology),
-                                  lambda old, new: tag_on_docker_hosts(c, old, new))
+                                  lambda old, new: tag_on_docker_hosts(c, old, new), lambda page, text: served(c, page, text))
             apply(c, stack, [ch for ch in changes if not only or ch.name in only], rows, steps)
         finally:
             watch.stop()

@@ -114,12 +114,14 @@ def templates_edited(edits: dict[str, str]) -> Iterator[None]:
 
 @dataclass(frozen=True)
 class Change:
-    """One row: a name, how it changes the previous variant, and what must be done on the guests
-    before its steps run (the e2e's stand-in for what it cannot do, e.g. a registry pull)."""
+    """One row: a name, how it changes the previous variant, what must be done on the guests
+    before its steps run (the e2e's stand-in for what it cannot do, e.g. a registry pull), and
+    how to see that it took effect."""
 
     name: str
     apply: Callable[[Variant], Variant]
     prepare: Optional[Callable[[], str]] = None  # returns what it did, for the log
+    verify: Optional[Callable[[], None]] = None  # after its steps: raises (a Timeout) unless the change shows
 
 
 # --------------------------------------------------------------------------- rows and verdicts
