@@ -312,3 +312,32 @@ def test_apply_makes_a_row_per_change_and_stops_at_the_first_failed_step(tmp_pat
     assert rows[1].steps == [] and rows[1].problems(2) == ["no step changed: the change had no effect on the plan"]
     assert rows[2].error.startswith("step b failed: boom")
     assert [r.name for r in ran] == ["a", "a", "b"] and (tmp_path / "changed").exists()
+
+
+@pytest.mark.parametrize("alive, marked, expected", [
+    ({"g1", "g2"}, False, []),  # what `e2e run --keep` left: used as it is
+    ({"g1"}, False, [("restore", ["g2"])]),  # the Docker host the last check powered off
+    (set(), False, [("network",), ("restored",)]),  # nothing runs: every guest from its snapshot
+    ({"g1", "g2"}, True, [("network",), ("restored",)]),  # changed by an earlier `e2e change`
+])
+def test_running_uses_kept_guests_and_restores_the_rest(tmp_path, monkeypatch, alive, marked, expected) -> None:
+    from webcluster.e2e import change as change_module
+    from webcluster.e2e import guests, network
+
+    done: list[tuple] = []
+    mark = tmp_path / "changed"
+    if marked:
+        mark.touch()
+    monkeypatch.setattr(guests, "CHANGED_MARK", mark)
+    monkeypatch.setattr(guests, "alive", lambda g: g in alive)
+    monkeypatch.setattr(guests, "snapshot_matches", lambda g, key: True)
+    monkeypatch.setattr(guests, "stop_all", lambda: [])
+    monkeypatch.setattr(network, "create", lambda host: done.append(("network",)))
+    monkeypatch.setattr(change_module, "snapshot_key", lambda image, plan: "k")
+    monkeypatch.setattr(change_module, "host_side", lambda topology, plan: None)
+    monkeypatch.setattr(change_module, "restored", lambda plan, image, report: done.append(("restored",)) or True)
+    monkeypatch.setattr(change_module, "restore", lambda plan, image, report, names: done.append(("restore", list(names))))
+    plan = PlanRecording("s", {"g1": None, "g2": None}, {})
+    change_module.running(None, plan, None, None)
+    assert done == expected
+    assert not mark.exists(), "guests started from their snapshots are the baseline again"
