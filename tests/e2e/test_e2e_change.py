@@ -310,7 +310,7 @@ def test_apply_makes_a_row_per_change_and_stops_at_the_first_failed_step(tmp_pat
     assert replayed == [["a"], ["a", "b"]]
     assert rows[0].steps == ["a"] and rows[0].sent == {"http": 7, "tcp": 5} and rows[0].error.startswith("no effect")
     assert rows[1].steps == [] and rows[1].problems(2) == ["no step changed: the change had no effect on the plan"]
-    assert rows[2].error.startswith("step b failed: boom")
+    assert rows[2].error.startswith("step b failed") and "boom" not in rows[2].error
     assert [r.name for r in ran] == ["a", "a", "b"] and (tmp_path / "changed").exists()
 
 
