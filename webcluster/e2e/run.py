@@ -140,10 +140,10 @@ def restore(plan: PlanRecording, image: GuestImage, report: Report, names: Optio
     """Start `names` (default: every guest) from their snapshots and wait until each answers SSH."""
     start = time.monotonic()
     starter = GuestStarter(plan, image, guests.SNAPSHOT)
-    names = sorted(plan.guests if names is None else names)
-    for name in names:
+    chosen = sorted(plan.guests if names is None else names)
+    for name in chosen:
         starter(name)
-    first = {s.guest: s for s in reversed(plan.ordered()) if s.guest in names}
+    first = {s.guest: s for s in reversed(plan.ordered()) if s.guest in chosen}
     # Ten guests load their saved memory (1-2 GiB each) at once before they run: on a slow day
     # here the first SSH answer took over 120 s. One bound for all of them.
     deadline = time.monotonic() + RESTORE_TIMEOUT_S
