@@ -31,7 +31,7 @@ def recorded() -> dict[str, tuple[PlanRecording, PlanRecording]]:
     """change name -> (plan before, plan after), cumulatively as `e2e change` applies them. The
     mocks' own stand-in PEMs (deterministic) instead of the e2e's PKI store under /var/lib."""
     from webcluster.e2e import pki as e2e_pki
-    from webcluster.e2e.change import the_changes
+    from webcluster.e2e.change import OnGuests, the_changes
     from webcluster.e2e.recording import _harness
     from webcluster.stackfile import load_stack_file, stack_path
     from webcluster.topology import Topology
@@ -39,7 +39,7 @@ def recorded() -> dict[str, tuple[PlanRecording, PlanRecording]]:
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(e2e_pki, "provider_outputs", lambda typ, name, inputs=None: {})
         topology = Topology(load_stack_file(stack_path("e2e")).config)
-        listed = the_changes(_harness().stack_config("e2e"), topology, lambda: CERT, lambda old, new: "", lambda page, text: None)
+        listed = the_changes(_harness().stack_config("e2e"), topology, OnGuests(lambda: CERT, lambda old, new: "", lambda page, text: None, lambda chain: None))
         before, variant, out = _record(), Variant(), {}
         for change in listed:
             variant = change.apply(variant)
@@ -341,3 +341,12 @@ def test_running_uses_kept_guests_and_restores_the_rest(tmp_path, monkeypatch, a
     change_module.running(None, plan, None, None)
     assert done == expected
     assert not mark.exists(), "guests started from their snapshots are the baseline again"
+
+
+def test_leaf_is_the_first_certificate_of_a_chain_or_of_s_client_s_output() -> None:
+    from webcluster.e2e.change import leaf
+
+    server, ca = CERT[0], CERT[0].replace("TUlJQ2hhbmdlZA==", "Q0E=")
+    assert leaf(server + ca) == server.strip()
+    assert leaf("CONNECTED(00000003)\n---\nServer certificate\n" + server + "subject=CN = x\n") == server.strip()
+    assert leaf("connect: Connection refused") == ""

@@ -10,8 +10,9 @@ VIP in HTTP and TCP mode (:mod:`.load`) and the VIP watch hears every move. One 
 
 from __future__ import annotations
 
+import re
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -27,7 +28,7 @@ from .pki import new_https_certificate
 from .recording import PlanRecording, _harness, record
 from .replay import StepResult, replay
 from .run import Report, host_side, recorded_stack, restore, restored, snapshot_key
-from .shell import log
+from .shell import log, run
 from .ssh import key_pair
 from ..waiting import Timeout, wait_until
 
@@ -40,12 +41,18 @@ CONTENT_MARKER = "<p>e2e change: new content</p>"
 NEW_IMAGE_SUFFIX = "-e2e-change"
 
 
-def the_changes(stack_config: dict, topology: Topology, certificate: Callable[[], tuple[str, str]],
-                tag_images: Callable[[str, str], str], served: Callable[[str, str], None]) -> list[Change]:
-    """The issue's five changes, in order, each from the previous one's configuration. `certificate()`
-    gives (chain, key) of a new certificate; `tag_images(old, new)` makes the new image reference
-    exist on every Docker host (what `docker pull` would do from a registry); `served(page, text)`
-    waits until the HTTP-mode services serve `text` in `page`."""
+@dataclass(frozen=True)
+class OnGuests:
+    """What the changes do on the guests (faked in the tests)."""
+
+    certificate: Callable[[], tuple[str, str]]  # (chain, key) of a new certificate
+    tag_images: Callable[[str, str], str]  # (old, new): make `new` exist on every Docker host, as a pull would
+    served: Callable[[str, str], None]  # (page, text): wait until the HTTP-mode services serve it
+    certificate_served: Callable[[str], None]  # (chain): wait until every TLS frontend presents its leaf
+
+
+def the_changes(stack_config: dict, topology: Topology, on_guests: OnGuests) -> list[Change]:
+    """The issue's five changes, in order, each from the previous one's configuration."""
     cluster = topology.cluster
     timeout = cluster.haproxy.tuning.timeout_server_ms + 1000
     backends = [b.model_dump(by_alias=True, mode="json") for b in cluster.backends]
@@ -55,18 +62,19 @@ def the_changes(stack_config: dict, topology: Topology, certificate: Callable[[]
     old_image = cluster.docker.image
     new_image = old_image + NEW_IMAGE_SUFFIX
     page = (templating.TEMPLATES / CONTENT_PAGE).read_text()
+    issued: dict[str, str] = {}
 
     def with_certificate(v: Variant) -> Variant:
-        chain, key = certificate()
-        return replace(v, secrets={**v.secrets, "httpsCertificate": chain, "httpsKey": key})
+        issued["chain"], key = on_guests.certificate()
+        return replace(v, secrets={**v.secrets, "httpsCertificate": issued["chain"], "httpsKey": key})
 
     return [
         Change("haproxy timeout", lambda v: set_key(stack_config, v, "cluster.haproxy.tuning.timeoutServerMs", timeout)),
-        Change("certificate", with_certificate),
+        Change("certificate", with_certificate, verify=lambda: on_guests.certificate_served(issued["chain"])),
         Change("content", lambda v: replace(v, templates={**v.templates, CONTENT_PAGE: page.replace("</body>", CONTENT_MARKER + "\n</body>")}),
-               verify=lambda: served("imagen.html", CONTENT_MARKER)),
+               verify=lambda: on_guests.served("imagen.html", CONTENT_MARKER)),
         Change("one more container", lambda v: set_key(stack_config, v, "cluster.backends", backends)),
-        Change("image tag", lambda v: set_key(stack_config, v, "cluster.docker.image", new_image), lambda: tag_images(old_image, new_image)),
+        Change("image tag", lambda v: set_key(stack_config, v, "cluster.docker.image", new_image), lambda: on_guests.tag_images(old_image, new_image)),
     ]
 
 
@@ -126,6 +134,30 @@ def served(c: Cluster, page: str, text: str) -> None:
     content switch shows at once, no PHP realpath cache lag)."""
     for url in urls_by_mode(c)["http"]:
         wait_until(f"{text!r} in {url}{page}", lambda: text in http_get(url + page)[1], SERVED_WAIT_S, 2)
+
+
+PEM_CERTIFICATE = re.compile(r"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----", re.S)
+
+
+def leaf(text: str) -> str:
+    """The first certificate in PEM text ("" if none): the server's own in a chain."""
+    m = PEM_CERTIFICATE.search(text)
+    return m.group(0) if m else ""
+
+
+def certificate_served(c: Cluster, chain: str) -> None:
+    """Every TLS frontend presents the new certificate within SERVED_WAIT_S (`openssl s_client` from
+    the client's side): the swap through HAProxy's runtime API took effect."""
+    want = leaf(chain)
+    for url in sorted((c.plan.outputs.get("httpsUrls") or {}).values()):
+        address = url.split("://", 1)[1].split("/", 1)[0]
+
+        def presented() -> str:
+            r = run(["openssl", "s_client", "-connect", address, "-servername", c.topology.cluster.haproxy.https.dns_name],
+                    input=b"", timeout=30, netns=network.NETNS, check=False)
+            return leaf(r.stdout.decode(errors="replace"))
+
+        wait_until(f"the new certificate on {address}", lambda: presented() == want, SERVED_WAIT_S, 2)
 
 
 def modes(c: Cluster) -> dict[str, str]:
@@ -198,8 +230,9 @@ def e2e_change(stack: str, only: Optional[list[str]], out: Path) -> tuple[str, b
         watch = watch_vip(topology, plan)
         try:
             c = Cluster(topology, plan, watch)
-            changes = the_changes(_harness().stack_config(stack), topology, lambda: new_https_certificate(topology),
-                                  lambda old, new: tag_on_docker_hosts(c, old, new), lambda page, text: served(c, page, text))
+            on_guests = OnGuests(lambda: new_https_certificate(topology), lambda old, new: tag_on_docker_hosts(c, old, new),
+                                 lambda page, text: served(c, page, text), lambda chain: certificate_served(c, chain))
+            changes = the_changes(_harness().stack_config(stack), topology, on_guests)
             apply(c, stack, [ch for ch in changes if not only or ch.name in only], rows, steps)
         finally:
             watch.stop()
