@@ -32,14 +32,14 @@ def recorded() -> dict[str, tuple[PlanRecording, PlanRecording]]:
     mocks' own stand-in PEMs (deterministic) instead of the e2e's PKI store under /var/lib."""
     from webcluster.e2e import pki as e2e_pki
     from webcluster.e2e.change import OnGuests, the_changes
-    from webcluster.e2e.recording import _harness
+    from webcluster.e2e.recording import stack_config
     from webcluster.stackfile import load_stack_file, stack_path
     from webcluster.topology import Topology
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(e2e_pki, "provider_outputs", lambda typ, name, inputs=None: {})
         topology = Topology(load_stack_file(stack_path("e2e")).config)
-        listed = the_changes(_harness().stack_config("e2e"), topology, OnGuests(lambda: CERT, lambda old, new: "", lambda page, text: None, lambda chain: None))
+        listed = the_changes(stack_config("e2e"), topology, OnGuests(lambda: CERT, lambda old, new: "", lambda page, text: None, lambda chain: None))
         before, variant, out = _record(), Variant(), {}
         for change in listed:
             variant = change.apply(variant)

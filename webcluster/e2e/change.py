@@ -25,7 +25,7 @@ from .checks import STEADY_VIP_S, CheckFailed, Cluster, http_get, on, request_ti
 from .image import GuestImage
 from .load import Load
 from .pki import new_https_certificate
-from .recording import PlanRecording, _harness, record
+from .recording import PlanRecording, record, stack_config
 from .replay import StepResult, replay
 from .run import Report, host_side, recorded_stack, restore, restored, snapshot_key
 from .shell import log, run
@@ -51,7 +51,7 @@ class OnGuests:
     certificate_served: Callable[[str], None]  # (chain): wait until every TLS frontend presents its leaf
 
 
-def the_changes(stack_config: dict, topology: Topology, on_guests: OnGuests) -> list[Change]:
+def the_changes(stack_file: dict, topology: Topology, on_guests: OnGuests) -> list[Change]:
     """The issue's five changes, in order, each from the previous one's configuration."""
     cluster = topology.cluster
     timeout = cluster.haproxy.tuning.timeout_server_ms + 1000
@@ -69,12 +69,12 @@ def the_changes(stack_config: dict, topology: Topology, on_guests: OnGuests) -> 
         return replace(v, secrets={**v.secrets, "httpsCertificate": issued["chain"], "httpsKey": key})
 
     return [
-        Change("haproxy timeout", lambda v: set_key(stack_config, v, "cluster.haproxy.tuning.timeoutServerMs", timeout)),
+        Change("haproxy timeout", lambda v: set_key(stack_file, v, "cluster.haproxy.tuning.timeoutServerMs", timeout)),
         Change("certificate", with_certificate, verify=lambda: on_guests.certificate_served(issued["chain"])),
         Change("content", lambda v: replace(v, templates={**v.templates, CONTENT_PAGE: page.replace("</body>", CONTENT_MARKER + "\n</body>")}),
                verify=lambda: on_guests.served("imagen.html", CONTENT_MARKER)),
-        Change("one more container", lambda v: set_key(stack_config, v, "cluster.backends", backends)),
-        Change("image tag", lambda v: set_key(stack_config, v, "cluster.docker.image", new_image), lambda: on_guests.tag_images(old_image, new_image)),
+        Change("one more container", lambda v: set_key(stack_file, v, "cluster.backends", backends)),
+        Change("image tag", lambda v: set_key(stack_file, v, "cluster.docker.image", new_image), lambda: on_guests.tag_images(old_image, new_image)),
     ]
 
 
@@ -232,7 +232,7 @@ def e2e_change(stack: str, only: Optional[list[str]], out: Path) -> tuple[str, b
             c = Cluster(topology, plan, watch)
             on_guests = OnGuests(lambda: new_https_certificate(topology), lambda old, new: tag_on_docker_hosts(c, old, new),
                                  lambda page, text: served(c, page, text), lambda chain: certificate_served(c, chain))
-            changes = the_changes(_harness().stack_config(stack), topology, on_guests)
+            changes = the_changes(stack_config(stack), topology, on_guests)
             apply(c, stack, [ch for ch in changes if not only or ch.name in only], rows, steps)
         finally:
             watch.stop()

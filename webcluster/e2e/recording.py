@@ -34,6 +34,11 @@ def _harness() -> Any:
     return pulumi_harness
 
 
+def stack_config(stack: str) -> dict[str, Any]:
+    """The `config:` of Pulumi.<stack>.yaml as the recording runs the program with it (keys prefixed)."""
+    return _harness().stack_config(stack)
+
+
 @dataclass(frozen=True)
 class GuestNic:
     mac: str
