@@ -136,10 +136,19 @@ def test_reruns_on_any_input_pulumi_command_diffs_and_not_on_dependencies() -> N
     assert not reruns(old, replace(old, after=frozenset({"b"}))), "a new dependency is not an input of the command"
 
 
-def test_plan_of_changed_keeps_only_dependencies_among_the_chosen() -> None:
-    steps = {"a": _step("a"), "b": _step("b", after=frozenset({"a"})), "c": _step("c", after=frozenset({"b"}))}
-    cut = plan_of_changed(PlanRecording("s", {}, steps), ["a", "c"])
-    assert set(cut.steps) == {"a", "c"} and cut.steps["c"].after == frozenset()
+def test_plan_of_changed_keeps_the_order_through_steps_that_do_not_run() -> None:
+    """Pulumi walks unchanged resources in order too: c waits for a through the unchanged b."""
+    steps = {"a": _step("a"), "b": _step("b", after=frozenset({"a"})), "c": _step("c", after=frozenset({"b"})), "d": _step("d")}
+    cut = plan_of_changed(PlanRecording("s", {}, steps), ["a", "c", "d"])
+    assert set(cut.steps) == {"a", "c", "d"} and cut.steps["c"].after == frozenset({"a"}) and cut.steps["d"].after == frozenset()
+
+
+def test_one_more_container_rolls_after_the_directors_know_its_server(recorded) -> None:
+    """The new container's roll readies it on every director's HAProxy: it must run after their
+    re-run 40-haproxy (which adds the server), ordered through their unchanged 50-keepalived."""
+    before, after = recorded["one more container"]
+    cut = plan_of_changed(after, changed_steps(before, after))
+    assert set(DIRECTORS_HAPROXY) <= cut.steps["cluster2-45-roll"].after
 
 
 def test_snapshot_key_of_the_e2e_plan_is_unchanged_by_recording_triggers(recorded) -> None:

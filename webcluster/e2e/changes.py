@@ -53,10 +53,26 @@ def changed_steps(before: PlanRecording, after: PlanRecording) -> list[str]:
 
 
 def plan_of_changed(after: PlanRecording, names: list[str]) -> PlanRecording:
-    """`after` cut down to the steps `names`, each waiting only for the others among them (the rest
-    are done already), on guests that run already (nothing to wait for before they boot)."""
+    """`after` cut down to the steps `names`, each waiting for the chosen steps it depends on,
+    also through steps that do not run (on guests that run already: nothing to wait for before
+    they boot). Pulumi walks the whole graph in dependency order, unchanged resources included,
+    so a Docker host's roll still follows the directors' re-run HAProxy step through their
+    unchanged keepalived step: dropping the unchosen steps must keep that order."""
     chosen = set(names)
-    steps = {n: replace(after.steps[n], after=after.steps[n].after & chosen) for n in names}
+    reach: dict[str, frozenset[str]] = {}
+
+    def chosen_ancestors(name: str) -> frozenset[str]:
+        if name not in reach:
+            found: set[str] = set()
+            for dep in after.steps[name].after:
+                found |= {dep} if dep in chosen else set()
+                found |= chosen_ancestors(dep)
+            reach[name] = frozenset(found)
+        return reach[name]
+
+    for step in after.ordered():  # dependencies first: the recursion stays shallow
+        chosen_ancestors(step.name)
+    steps = {n: replace(after.steps[n], after=reach[n]) for n in names}
     guests = {g: replace(guest, boot_after=frozenset()) for g, guest in after.guests.items()}
     return PlanRecording(after.stack, guests, steps, after.outputs)
 
