@@ -94,6 +94,13 @@ def ensure_server(store: Path, addresses: Optional[Sequence[str]], dns_names: Op
         return pki
 
 
+def issued_server_cert(pki: dict[str, str], addresses: Sequence[str], dns_names: Sequence[str]) -> str:
+    """A new certificate (new serial) for the store's server key, signed by its CA, and not saved:
+    a rotation to show on running servers while the store keeps what recordings hand out."""
+    with tempfile.TemporaryDirectory(prefix="hawc-pki-") as tmp:
+        return _server_cert(Path(tmp), pki, addresses, dns_names)[SERVER_CERT]
+
+
 def _server_cert(work: Path, pki: dict[str, str], addresses: Sequence[str], dns_names: Sequence[str]) -> dict[str, str]:
     (work / "ca.key").write_text(pki[CA_PRIVATE_KEY])
     (work / "ca.crt").write_text(pki[CA_KEY])

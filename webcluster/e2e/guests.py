@@ -30,6 +30,9 @@ from .shell import STATE, run
 
 GUESTS = STATE / "guests"
 SNAPSHOT = "e2e-provisioned"
+# Written when `e2e change` starts changing the running guests: they are no longer the plan's
+# baseline, so the next `e2e change` restores them from the snapshots first. `e2e run` removes it.
+CHANGED_MARK = STATE / "guests-changed"
 # QEMU's TCG translation cache defaults to 1 GiB per guest: ten guests OOM-killed one on a
 # 24 GiB host (measured RSS: guest RAM + 1.2 GB). 256 MiB is plenty for a server guest.
 TCG_CACHE_MIB = 256

@@ -9,6 +9,7 @@ machine records the same plan (and restores the same snapshots)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
@@ -16,6 +17,8 @@ from components import https_pki
 from components.gluster_pki import COMPONENT_NAME, resource_names
 
 from .. import pki
+from ..render import https
+from ..topology import Topology
 from ..render.gluster_tls import CA_KEY, cert_key, key_key
 from .shell import STATE
 
@@ -53,6 +56,16 @@ def https_outputs(role: str, inputs: Mapping[str, Any], store: Path = HTTPS_STOR
     m = pki.ensure_server(store, None, None, HTTPS_CA_SUBJECT)
     output, key = {"caKey": ("privateKeyPem", pki.CA_PRIVATE_KEY), "caCert": ("certPem", CA_KEY), "serverKey": ("privateKeyPem", pki.SERVER_KEY), "serverCert": ("certPem", pki.SERVER_CERT)}[role]
     return {output: m[key]}
+
+
+def new_https_certificate(topology: Topology, store: Path = HTTPS_STORE) -> tuple[str, str]:
+    """(certificate chain, key) of a new server certificate from the e2e's HTTPS CA for the names the
+    program's certificate covers: what a user gives as `httpsCertificate` and `httpsKey` to rotate
+    it. The store is only read: the recorded baseline plan (and so the snapshots) stays the same."""
+    material = json.loads(store.read_text())
+    names = https.names(topology)
+    cert = pki.issued_server_cert(material, list(names.addresses), list(names.dns_names))
+    return cert.strip() + "\n" + material[CA_KEY].strip() + "\n", material[pki.SERVER_KEY]
 
 
 def _node_of(name: str) -> "str | None | bool":

@@ -34,6 +34,11 @@ def _harness() -> Any:
     return pulumi_harness
 
 
+def stack_config(stack: str) -> dict[str, Any]:
+    """The `config:` of Pulumi.<stack>.yaml as the recording runs the program with it (keys prefixed)."""
+    return _harness().stack_config(stack)
+
+
 @dataclass(frozen=True)
 class GuestNic:
     mac: str
@@ -68,6 +73,9 @@ class RemoteStep:
     command: str
     stdin: str
     after: frozenset[str]  # names of the remote steps it waits for
+    # pulumi-command's `triggers` (components/tier.py: the step's digest, the VM's instance id): a
+    # change of them re-runs `create` (webcluster/e2e/changes.py). Not part of the snapshot key.
+    triggers: tuple[str, ...] = ()
 
 
 @dataclass
@@ -92,12 +100,14 @@ class PlanRecording:
         return done
 
 
-def record(stack: str, private_key: str, public_key: str) -> PlanRecording:
-    """Run Pulumi.<stack>.yaml under mocks with a real SSH key pair and extract guests and steps."""
+def record(stack: str, private_key: str, public_key: str, secrets: Optional[dict[str, str]] = None, overrides: Optional[dict[str, Any]] = None) -> PlanRecording:
+    """Run Pulumi.<stack>.yaml under mocks with a real SSH key pair and extract guests and steps.
+    `secrets` and `overrides` (stack keys without the project prefix): a changed configuration."""
     h = _harness()
     from .pki import provider_outputs  # noqa: PLC0415 - imports the program's components
 
-    rec = h.run_stack(stack, secrets={"sshPrivateKey": private_key}, provider_outputs=provider_outputs, sshPublicKey=public_key.strip())
+    rec = h.run_stack(stack, secrets={**(secrets or {}), "sshPrivateKey": private_key}, provider_outputs=provider_outputs,
+                      **{**(overrides or {}), "sshPublicKey": public_key.strip()})
     by_urn = rec.resources
     by_id = {r.id: r for r in by_urn.values()}
     step_names = {u: r.name for u, r in by_urn.items() if r.type == h.STEP_TYPE}
@@ -115,7 +125,7 @@ def record(stack: str, private_key: str, public_key: str) -> PlanRecording:
         after = frozenset(by_urn[u].name for u in r.dependencies if u in by_urn and by_urn[u].type == h.STEP_TYPE)
         steps[r.name] = RemoteStep(
             r.name, machines[0], conn["host"], int(conn.get("port") or 22), conn["user"], conn.get("privateKey"),
-            conn.get("proxy"), inputs["create"], inputs.get("stdin") or "", after,
+            conn.get("proxy"), inputs["create"], inputs.get("stdin") or "", after, tuple(str(t) for t in inputs.get("triggers") or ()),
         )
     return PlanRecording(stack, guests, steps, h.unwrap(rec.outputs))
 

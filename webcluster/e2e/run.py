@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from threading import Lock
+from typing import Iterable, Optional
 
 from webcluster.stackfile import load_stack_file, stack_path
 from webcluster.topology import Topology
@@ -65,13 +66,18 @@ class Report:
         return "\n".join(rows)
 
 
+NOT_IN_KEY = ("triggers",)
+
+
 def snapshot_key(image: GuestImage, plan: PlanRecording) -> str:
     """Changes when the image or anything the program declares for the guests or their steps does.
 
     Canonical JSON, not repr: a frozenset's repr follows the per-process string hash, so the
-    same plan gave a new key in every run and the snapshots were never restored."""
+    same plan gave a new key in every run and the snapshots were never restored. A step's
+    `triggers` stay out: they restate what the key already holds (the step's script and files,
+    the VM), and leaving them out kept the key of the snapshots saved before they were recorded."""
     record = {"image": str(image.disk), "guests": {g: asdict(plan.guests[g]) for g in sorted(plan.guests)},
-              "steps": [asdict(s) for s in plan.ordered()]}
+              "steps": [{k: v for k, v in asdict(s).items() if k not in NOT_IN_KEY} for s in plan.ordered()]}
     return hashlib.sha256(json.dumps(record, sort_keys=True, default=_sorted_set).encode()).hexdigest()
 
 
@@ -130,12 +136,14 @@ RESTORE_TIMEOUT_S = 600
 SSH_TRY_S = 120
 
 
-def restore(plan: PlanRecording, image: GuestImage, report: Report) -> None:
+def restore(plan: PlanRecording, image: GuestImage, report: Report, names: Optional[Iterable[str]] = None) -> None:
+    """Start `names` (default: every guest) from their snapshots and wait until each answers SSH."""
     start = time.monotonic()
     starter = GuestStarter(plan, image, guests.SNAPSHOT)
-    for name in sorted(plan.guests):
+    chosen = sorted(plan.guests if names is None else names)
+    for name in chosen:
         starter(name)
-    first = {s.guest: s for s in reversed(plan.ordered())}
+    first = {s.guest: s for s in reversed(plan.ordered()) if s.guest in chosen}
     # Ten guests load their saved memory (1-2 GiB each) at once before they run: on a slow day
     # here the first SSH answer took over 120 s. One bound for all of them.
     deadline = time.monotonic() + RESTORE_TIMEOUT_S
@@ -159,21 +167,28 @@ def restored(plan: PlanRecording, image: GuestImage, report: Report) -> bool:
         return False
 
 
+def recorded_stack(stack: str, report: Report) -> tuple[Topology, PlanRecording, GuestImage]:
+    """The stack's model, its plan (the program under the mock engine) and the guest image (built or cached)."""
+    start = time.monotonic()
+    config = load_stack_file(stack_path(stack)).config
+    topology = Topology(config)
+    private, public = key_pair()
+    plan = record(stack, private, public)
+    log(f"recorded {len(plan.guests)} guests and {len(plan.steps)} remote commands from the program")
+    report.timed("plan (program under the mock engine)", start)
+    start = time.monotonic()
+    image = ensure_image(render_cluster(config), config.cluster.docker.image)
+    report.timed("guest image (build or cache)", start)
+    return topology, plan, image
+
+
 def e2e_run(stack: str, keep: bool) -> Report:
     report = Report()
     try:
-        start = time.monotonic()
-        config = load_stack_file(stack_path(stack)).config
-        topology = Topology(config)
-        private, public = key_pair()
-        plan = record(stack, private, public)
-        log(f"recorded {len(plan.guests)} guests and {len(plan.steps)} remote commands from the program")
-        report.timed("plan (program under the mock engine)", start)
-        start = time.monotonic()
-        image = ensure_image(render_cluster(config), config.cluster.docker.image)
-        report.timed("guest image (build or cache)", start)
+        topology, plan, image = recorded_stack(stack, report)
         guests.stop_all()
         network.create(host_side(topology, plan))
+        guests.CHANGED_MARK.unlink(missing_ok=True)  # the guests start again from the plan's baseline
         key = snapshot_key(image, plan)
         if not (all(guests.snapshot_matches(g, key) for g in plan.guests) and restored(plan, image, report)):
             provision(plan, image, key, report)
