@@ -10,11 +10,9 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Optional
 
-import pytest
-
-from conftest import running_lab
+from test_lab_pacemaker import lab, stack  # noqa: F401 - the Pacemaker lab (dev with haStack: pacemaker), module-scoped
 from webcluster.lab import faults, node_metrics, pacemaker, power
 from webcluster.lab.context import LabContext
 from webcluster.lab.state import sandbox
@@ -23,19 +21,7 @@ from webcluster.render.node_metrics import TEXTFILE_DIR, VIP_METRIC
 from webcluster.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
-DEV = ROOT / "Pulumi.dev.yaml"
 TIMEOUT = pacemaker.FAILOVER_TIMEOUT
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return pacemaker.stack_variant(DEV, tmp_path_factory.mktemp("stack"))
-
-
-@pytest.fixture(scope="module")
-def lab(stack: Path) -> Iterator[LabContext]:
-    with running_lab(stack) as context:
-        yield context
 
 
 def vips(lab: LabContext) -> list[str]:
