@@ -279,3 +279,13 @@ def test_node_exporter_serves_what_the_agent_wrote(agent: Agent, tmp_path: Path)
         proc.wait(timeout=10)
     assert vip_held(body) == {"192.168.1.200": 1, "10.0.100.200": 0}, (tmp_path / "exporter.log").read_text()
     assert "node_textfile_scrape_error 0" in body
+
+
+def test_lab_status_counts_the_vips_the_stack_moves() -> None:
+    """Pacemaker has no heartbeat VIP: `lab status` must not flag it as held by nobody."""
+    from webcluster.lab.status import stack_vips
+    from webcluster.topology import Topology
+
+    pacemaker_config, _ = parse({"haStack": "pacemaker"})
+    assert stack_vips(Topology(pacemaker_config)) == ["192.168.1.200", "10.0.100.200"]
+    assert stack_vips(Topology(StackConfig())) == ["192.168.1.200", "10.0.100.200", "10.0.50.200"]
