@@ -32,6 +32,7 @@ from typing import Callable, Optional, Sequence
 
 
 from ..render import pacemaker as rpm
+from ..render.node_metrics import PACEMAKER_DROPIN
 from ..render.plan import ClusterPlan, RenderedFile
 from ..sandbox import pid_alive
 from ..topology import Topology
@@ -170,13 +171,25 @@ def corosync_ready(node: str) -> bool:
     return sandbox(node).run(["corosync-cfgtool", "-s"], check=False).returncode == 0
 
 
-def start_director(state: LabState, node: str, qdevice: bool) -> None:
+def pacemakerd_argv(plan: ClusterPlan, node: str) -> list[str]:
+    """pacemakerd, after the rendered unit drop-in's ExecStartPre (the VIP metric's reset) when there is one.
+
+    The lab records this command line, so its power button replays the reset at every start, as
+    systemd does at a boot; a failing reset (`-` in the unit) does not keep pacemakerd from starting."""
+    dropin = plan.nodes[node].files.get(PACEMAKER_DROPIN)
+    if dropin is None:
+        return ["pacemakerd"]
+    pre = [line.removeprefix("ExecStartPre=").lstrip("-") for line in str(dropin.content).splitlines() if line.startswith("ExecStartPre=")]
+    return ["sh", "-c", "".join(f"{cmd}; " for cmd in pre) + "exec pacemakerd"]
+
+
+def start_director(state: LabState, node: str, qdevice: bool, pacemakerd: Sequence[str] = ("pacemakerd",)) -> None:
     """corosync, then (once its IPC answers) corosync-qdevice and pacemakerd: the order of their systemd units."""
     processes.start(state, node, "corosync", ["corosync", "-f"])
     wait_for(f"corosync on {node}", lambda: corosync_ready(node), 30)
     if qdevice:
         processes.start(state, node, "corosync-qdevice", ["corosync-qdevice", "-f"])
-    processes.start(state, node, "pacemaker", ["pacemakerd"])
+    processes.start(state, node, "pacemaker", list(pacemakerd))
 
 
 def power_on(state: LabState, node: str, timeout: float = 60.0, links: Optional[Sequence[str]] = None) -> None:
@@ -211,7 +224,7 @@ def bring_up(state: LabState, topo: Topology, plan: ClusterPlan, progress: Progr
     c = topo.cluster
     power.start(state, [str(v) for v in (c.vips.external, c.vips.internal, c.vips.heartbeat)])
     for d in directors:
-        start_director(state, d, arbitrator is not None)
+        start_director(state, d, arbitrator is not None, pacemakerd_argv(plan, d))
     progress("directors: corosync" + (f", corosync-qdevice (qnetd on {arbitrator.name})" if arbitrator else "") + ", pacemaker")
     run_step(plan, master, CIB_STEP, timeout=420)
     progress(f"CIB loaded on {master} (rendered step {CIB_STEP}; HAProxy and the fence devices as in lab_cib)")

@@ -8,7 +8,8 @@ from typing import Any
 
 from ..stackfile import load_stack_file
 from ..topology import Topology
-from . import faults, network, node_metrics, processes, probe
+from ..render.pacemaker import vip_resources
+from . import faults, network, node_metrics, pacemaker, processes, probe
 from .state import CLIENT, HYPERVISOR, LabState, faults_in_force, lab_secrets, netns_name
 
 
@@ -22,8 +23,9 @@ def collect(state: LabState) -> dict[str, Any]:
     nodes = {n.name: {"netns": netns_name(n.name), "role": n.role, "state": states[n.name], "addresses": network.addresses(n.name)} for n in topo.nodes}
     vips = {}
     vip_holders = {}
-    metric = {d.name: node_metrics.held_files(d.name) for d in topo.directors} if c.node_metrics.enabled else {}
-    for vip in (c.vips.external, c.vips.internal, c.vips.heartbeat):
+    # a director that is off answers no scrape: what its textfile directory still says does not count
+    metric = {d.name: node_metrics.held_files(d.name) for d in topo.directors if states[d.name] != "off"} if c.node_metrics.enabled else {}
+    for vip in stack_vips(topo):
         holders = [d.name for d in topo.directors if network.holds(d.name, str(vip))]
         vips[str(vip)] = holders[0] if len(holders) == 1 else (holders or None)
         vip_holders[str(vip)] = vip_count(holders, {d: m[str(vip)] for d, m in metric.items() if str(vip) in m})
@@ -52,6 +54,15 @@ def collect(state: LabState) -> dict[str, Any]:
         "daemons": daemons,
         "faults": faults_in_force(),
     }
+
+
+def stack_vips(topo: Topology) -> list[str]:
+    """The VIPs the HA stack moves, each of which must have exactly one holder: keepalived's three
+    (VI_1 to VI_3), Pacemaker's VIP resources (it has no heartbeat VIP: corosync's ring needs none)."""
+    if pacemaker.is_pacemaker(topo):
+        return [v.ip for v in vip_resources(topo)]
+    c = topo.cluster
+    return [str(v) for v in (c.vips.external, c.vips.internal, c.vips.heartbeat)]
 
 
 def vip_count(holders: list[str], metric: dict[str, int]) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """Node-level metrics (issue #15): Debian's prometheus-node-exporter on every node, bound to the
 node's internal address (its firewall opens the port to `cluster.nodeMetrics.scrapers` only), and
 the directors' VIP-holder metric, written for node-exporter's textfile collector by keepalived's
-notify hook: event-driven, so nothing is spawned on a CPU-starved director between transitions."""
+notify hook or, with Pacemaker, by an alert agent: event-driven, so nothing is spawned on a
+CPU-starved director between transitions."""
 
 from __future__ import annotations
 
@@ -17,6 +18,10 @@ NODE_EXPORTER_DROPIN = "/etc/systemd/system/prometheus-node-exporter.service.d/h
 TEXTFILE_DIR = "/var/lib/prometheus/node-exporter"  # Debian's default textfile directory, named explicitly
 VIP_NOTIFY = "/etc/keepalived/hawc-vip-notify.sh"
 VIP_METRIC = "hawc_vip_held"
+VIP_ALERT = "/etc/ha-web-cluster/hawc-vip-alert"  # Pacemaker runs it as hacluster: outside the root-only secrets' directory
+VIP_ALERT_ID = "hawc-vip-held"
+PACEMAKER_DROPIN = "/etc/systemd/system/pacemaker.service.d/hawc-vip-held.conf"
+ALERT_GROUP = "haclient"  # hacluster's group: the alert agent renames its files into the textfile directory
 
 
 def listen_address(topo: Topology, node: Node) -> str:
@@ -56,3 +61,25 @@ def add_vip_notify(b: NodeBuilder, instances: Sequence[dict[str, object]]) -> st
         return None
     vips = [{"name": i["name"], "vip": str(i["vip"]).split("/")[0], "interface": i["interface"]} for i in instances]
     return b.file(VIP_NOTIFY, "node-exporter/hawc-vip-notify.sh.j2", mode=0o755, instances=vips, textfile_dir=TEXTFILE_DIR, metric=VIP_METRIC)
+
+
+def add_vip_alert(b: NodeBuilder, vips: Sequence[object]) -> tuple[str, str] | None:
+    """Pacemaker's alert agent writing hawc_vip_held{vip,instance_name} 0|1 per VIP resource, and the
+    pacemaker unit's drop-in that resets it from the NICs before pacemakerd starts (None: node metrics off).
+
+    `vips` are the VIP primitives (name, ip, nic); instance_name is the resource's id."""
+    if not b.topo.cluster.node_metrics.enabled:
+        return None
+    agent = b.file(
+        VIP_ALERT,
+        "director/pacemaker/hawc-vip-alert.sh.j2",
+        mode=0o755,
+        node=b.name,
+        agent=VIP_ALERT,
+        alert_id=VIP_ALERT_ID,
+        vips=vips,
+        group=ALERT_GROUP,
+        textfile_dir=TEXTFILE_DIR,
+        metric=VIP_METRIC,
+    )
+    return agent, b.file(PACEMAKER_DROPIN, "director/pacemaker/pacemaker.service.conf.j2", agent=agent)

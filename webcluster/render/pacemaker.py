@@ -35,6 +35,7 @@ from ..model import Director
 from ..topology import Topology
 from . import fence, placeholders, serving
 from .builder import NodeBuilder
+from .node_metrics import VIP_ALERT, VIP_ALERT_ID, add_vip_alert
 from .plan import Step, StepRef
 
 COROSYNC_CONF = "/etc/corosync/corosync.conf"
@@ -128,6 +129,11 @@ def preferences(topo: Topology) -> list[Preference]:
     return [Preference(d.name, d.priority) for d in topo.directors]
 
 
+def vip_alert_path(topo: Topology) -> Optional[str]:
+    """The alert agent every director has at the same path (node_metrics.add_vip_alert), when node metrics are on."""
+    return VIP_ALERT if topo.cluster.node_metrics.enabled else None
+
+
 def fence_host(topo: Topology) -> str:
     c = topo.cluster
     return c.pacemaker.fence_host or str(c.networks.external.gateway)
@@ -217,13 +223,15 @@ class PacemakerStack:
         if agent:
             path, key = fence.secret_file(self.topo)
             files.append(b.raw(path, placeholders.secret(key), mode=0o600))
+        vip_alert = add_vip_alert(b, vip_resources(self.topo))
         return b.step(
             PACEMAKER_STEP,
             "pacemaker: cluster resource manager (HAProxy, the VIPs and the fence devices are its resources)",
             "steps/director/52-pacemaker.sh.j2",
-            files=files,
+            files=files + list(vip_alert or ()),
             password_file=HACLUSTER_PASSWORD,
             fence_agent=agent,
+            vip_alert=vip_alert[0] if vip_alert else None,
         )
 
     def _add_cib(self, b: NodeBuilder) -> Step:
@@ -245,6 +253,8 @@ class PacemakerStack:
             backends_attribute=serving.ATTRIBUTE,
             backends_weight=serving.weight(self.topo.directors),
             hold_s=self.topo.cluster.serving_check.hold_s,
+            vip_alert=vip_alert_path(self.topo),
+            vip_alert_id=VIP_ALERT_ID,
         )
         directors = [n.name for n in ring_nodes(self.topo)]
         return b.step(
