@@ -31,7 +31,6 @@ from webcluster.render import https
 from webcluster.render import ClusterPlan, placeholders, render_cluster
 from webcluster.render import pacemaker as pm
 from webcluster.render import serving
-from webcluster.render.node_metrics import NODE_EXPORTER_STEP
 from webcluster.render.plan import RenderedFile
 from webcluster.render.templating import render
 from webcluster.sandbox import Sandbox
@@ -305,8 +304,7 @@ def test_validate_warns_without_a_quorum_device() -> None:
 
 
 def test_arbitrator_runs_qnetd_after_the_vips_and_directors_check_their_device_after_it(plan: ClusterPlan) -> None:
-    # The NAS's last step but node-exporter (which nothing of the cluster waits for).
-    assert [s.name for s in plan.nodes["nas"].steps if s.name != NODE_EXPORTER_STEP][-1] == pm.QNETD_STEP
+    assert [s.name for s in plan.nodes["nas"].steps][-1] == pm.QNETD_STEP
     for d in DIRECTORS:
         check = plan.nodes[d].step("55-quorum-device")
         assert [str(r) for r in check.after] == [f"nas/{pm.QNETD_STEP}"]

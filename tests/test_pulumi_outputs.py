@@ -147,5 +147,5 @@ def test_each_node_metrics_url_names_the_address_its_node_exporter_listens_on(de
     out = unwrap(dev.outputs)
     assert len(out["nodeMetricsUrls"]) == len(SEED_NODES)
     for node, url in out["nodeMetricsUrls"].items():
-        script = unwrap(dev.steps()[f"{node}-89-node-exporter"].inputs["stdin"])
+        script = unwrap(dev.steps()[f"{node}-02-node-exporter"].inputs["stdin"])
         assert f"--web.listen-address={url.split('/')[2]} " in script, node

@@ -12,7 +12,7 @@ from ..topology import Node, Topology
 from .builder import NodeBuilder
 from .plan import Step
 
-NODE_EXPORTER_STEP = "89-node-exporter"
+NODE_EXPORTER_STEP = "02-node-exporter"
 NODE_EXPORTER_DEFAULTS = "/etc/default/prometheus-node-exporter"  # Debian's unit reads ARGS from it
 NODE_EXPORTER_DROPIN = "/etc/systemd/system/prometheus-node-exporter.service.d/ha-web-cluster.conf"
 TEXTFILE_DIR = "/var/lib/prometheus/node-exporter"  # Debian's default textfile directory, named explicitly
@@ -47,7 +47,7 @@ def add_node_exporter(b: NodeBuilder) -> Step | None:
     return b.step(
         NODE_EXPORTER_STEP,
         "prometheus-node-exporter on the internal address",
-        "steps/common/89-node-exporter.sh.j2",
+        "steps/common/02-node-exporter.sh.j2",
         files=[defaults, dropin],
         address=address,
         port=topo.cluster.node_metrics.port,
