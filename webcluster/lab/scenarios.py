@@ -167,7 +167,7 @@ def _nfs_services(lab: LabContext):
     return lab.services_by("http", "nfs") + lab.services_by("tcp", "nfs")
 
 
-def _check_stop_losses(lab: LabContext, svc, stopped: list[str], result: dict, aborts: dict[str, int]) -> None:
+def _check_stop_losses(svc, stopped: list[str], result: dict, aborts: dict[str, int]) -> None:
     """A graceful stop costs nothing in HTTP mode (HAProxy replays the GETs). In TCP mode a stopped
     Apache resets the connections it had accepted but not served when its last child exits (they
     wait in its listen queue while busy children finish: more of them the slower its requests), and
@@ -196,7 +196,7 @@ def containers_stopped(lab: LabContext) -> list[str]:
                 result = _under_load(lab, svc.port, lambda: [faults.stop(lab, c) for c in chosen])
                 took = _wait_states(lab, chosen, "DOWN")
                 aborts = {s: n - before.get(s, 0) for s, n in lab.server_aborts(backend).items()}
-                _check_stop_losses(lab, svc, chosen, result, aborts)
+                _check_stop_losses(svc, chosen, result, aborts)
                 reset = f", each reset by a stopped server ({sum(aborts.get(c, 0) for c in chosen)} aborts counted)" if result["failed"] else ""
                 notes.append(f"{svc.name}, {count} stopped: DOWN {took:.1f} s after the load ended, {result['ok']}/{result['requests']} OK ({result['failed']} lost{reset})")
                 for c in chosen:

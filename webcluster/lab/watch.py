@@ -106,7 +106,7 @@ def split_probe(totals: dict[str, Any], moves: VipMoves) -> dict[str, Any]:
     """A service's probe totals with `failed` split: `moved` the failures a VIP move reset (at most
     one a move: the probe sends one request at a time), `failed` the others."""
     recorded = [ProbeFailure(*f) for f in totals.get("failures", [])]
-    _own, moved = split_vip_move_casualties(recorded, moves.between)
+    moved = split_vip_move_casualties(recorded, moves.between)[1]
     return {**totals, "failed": totals["failed"] - len(moved), "moved": len(moved)}
 
 
