@@ -1,5 +1,5 @@
 """Atomic content publishing as rendered: the content step run on a temporary docroot writes each
-version into releases/<digest>, switches `current` with one rename, keeps html -> current for the
+version into releases/<digest>, switches the `html` symlink with one rename, for the
 containers, and prunes old releases only past the kept count and the grace time."""
 
 from __future__ import annotations
@@ -44,16 +44,15 @@ class Publisher:
             os.utime(self.docroot / "releases" / name, (then, then))
 
 
-def test_a_version_is_a_release_and_current_switches_by_one_rename(tmp_path: Path) -> None:
+def test_a_version_is_a_release_and_html_switches_by_one_rename(tmp_path: Path) -> None:
     pub = Publisher(tmp_path)
     first = pub.publish("v1")
-    assert "current -> releases/" in first.stdout
+    assert "html -> releases/" in first.stdout
     (release,) = pub.releases()
-    assert os.readlink(pub.docroot / "current") == f"releases/{release}"
-    assert os.readlink(pub.docroot / "html") == "current", "the containers' /var/www/html"
+    assert os.readlink(pub.docroot / "html") == f"releases/{release}", "the containers' /var/www/html: one symlink (FUSE caches none)"
     assert (pub.docroot / "html" / "index.php").read_text() == "index.php v1\n"
     again = pub.publish("v1")
-    assert "current ->" not in again.stdout and pub.releases() == [release], "the same content is the same release"
+    assert "html ->" not in again.stdout and pub.releases() == [release], "the same content is the same release"
     pub.publish("v2")
     assert (pub.docroot / "html" / "index.php").read_text() == "index.php v2\n"
     assert len(pub.releases()) == 2, "the previous release is kept"
@@ -70,5 +69,20 @@ def test_old_releases_are_pruned_past_the_kept_count_and_the_grace_time_only(tmp
     pub.age_all(10)
     r = pub.publish("v-last")
     assert len(pub.releases()) == 1 + keep, r.stdout
-    current = os.readlink(pub.docroot / "current").removeprefix("releases/")
+    current = os.readlink(pub.docroot / "html").removeprefix("releases/")
     assert current in pub.releases() and r.stdout.count("removed") == 3
+
+
+def test_the_two_symlink_layout_before_is_switched_to_one(tmp_path: Path) -> None:
+    """A docroot published before (html -> current -> releases/x) ends with html -> the release and
+    no `current`: each symlink on the path is a READLINK round trip through a Gluster mount."""
+    pub = Publisher(tmp_path)
+    pub.publish("v1")
+    (release,) = pub.releases()
+    (pub.docroot / "html").unlink()
+    os.symlink(f"releases/{release}", pub.docroot / "current")
+    os.symlink("current", pub.docroot / "html")
+    pub.publish("v2")
+    assert not (pub.docroot / "current").is_symlink()
+    assert os.readlink(pub.docroot / "html").startswith("releases/")
+    assert (pub.docroot / "html" / "index.php").read_text() == "index.php v2\n"

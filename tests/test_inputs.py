@@ -11,7 +11,7 @@ import yaml
 
 from conftest import ROOT, run_cli
 from pulumi_harness import attempt_program, run_program, stack_with
-from webcluster.model import StackConfig
+from webcluster.model import METADATA_CACHE_GROUP, StackConfig
 from webcluster.stackfile import load_values
 
 PLACEHOLDER = "@@hawc:secret:"
@@ -152,7 +152,7 @@ def test_one_volume_option_set_keeps_the_generated_ones() -> None:
     volumes = [v.model_dump(by_alias=True, mode="json", exclude={"options"}) for v in seed]
     volumes[0]["options"] = {"performance.cache-size": "64MB"}
     config = load_values(cluster_values({"gluster": {"volumes": volumes}})).config
-    assert config.cluster.gluster.volumes[0].options == {"network.ping-timeout": "5", "cluster.heal-timeout": "10", "performance.cache-size": "64MB"}
+    assert config.cluster.gluster.volumes[0].options == {"network.ping-timeout": "5", "cluster.heal-timeout": "10", **METADATA_CACHE_GROUP, "performance.cache-size": "64MB"}
 
 
 def test_a_default_key_is_removed_with_null_only() -> None:
@@ -160,7 +160,7 @@ def test_a_default_key_is_removed_with_null_only() -> None:
     volumes = [v.model_dump(by_alias=True, mode="json") for v in seed]
     volumes[0]["options"] = {"network.ping-timeout": None, "cluster.heal-timeout": "20"}
     config = load_values(cluster_values({"gluster": {"volumes": volumes}})).config
-    assert config.cluster.gluster.volumes[0].options == {"cluster.heal-timeout": "20"}
+    assert config.cluster.gluster.volumes[0].options == {"cluster.heal-timeout": "20", **METADATA_CACHE_GROUP}
 
 
 def test_the_rendered_volume_keeps_the_ping_timeout_when_one_option_is_set() -> None:
@@ -188,3 +188,12 @@ def test_stack_file_written_by_config_set_path_validates(tmp_path: Path) -> None
     path = write_stack(tmp_path, yaml.safe_dump(doc))
     proc = run_cli("validate", "--file", str(path))
     assert proc.returncode == 0, proc.stderr
+
+
+def test_the_metadata_cache_options_are_glusters_own_group() -> None:
+    """The default volume options carry Gluster's `metadata-cache` group as the installed glusterfs
+    ships it (`gluster volume set VOL group metadata-cache` applies that file)."""
+    group = Path("/var/lib/glusterd/groups/metadata-cache")
+    shipped = dict(line.strip().split("=", 1) for line in group.read_text().splitlines() if line.strip())
+    assert METADATA_CACHE_GROUP == shipped
+    assert StackConfig().cluster.gluster.volumes[0].options.items() >= shipped.items()

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import running_lab
-from webcluster.lab import rolling
+from webcluster.lab import gluster_fops, rolling
 from webcluster.loss import loss_budget
 
 DEV = Path(__file__).resolve().parents[1] / "Pulumi.dev.yaml"
@@ -86,6 +86,21 @@ def test_content_changes_are_atomic_every_response_is_one_release(lab) -> None:
         assert counts["failed"] == 0 and counts["mixed"] == 0, counts["problems"]
         assert counts["requests"] > 200
         assert len(set(counts["versions"]) - {"v0"}) >= 3, f"the new releases were not served: {counts['versions']}"
-        assert all("current -> releases/" in out for out in outputs)
+        assert all("html -> releases/" in out for out in outputs)
     finally:
         releases.restore(lab)
+
+
+def test_a_gluster_page_costs_few_brick_round_trips(lab) -> None:
+    """A page from a Gluster-backed container: the kernel keeps names, attributes and missing
+    names (entry/attribute/negative-timeout) and `html` is one symlink, so a GET costs the bricks
+    at most a few READLINKs and next to no LOOKUP. Measured with the two-symlink layout and
+    Gluster's 1 s / none kernel cache: 7.9 READLINKs and 12.2 LOOKUPs a GET."""
+    service = lab.services_by("http", "gv0")[0]
+    container = next(k for b in lab.topo.cluster.backends for k in b.containers if k.docroot == "gv0")
+    backend = next(b for b in lab.topo.cluster.backends if container in b.containers)
+    director = lab.directors[0].name
+    calls = gluster_fops.per_get(lab.topo.cluster.gluster.servers[0].name, "gv0", director, f"http://{backend.address}:{container.port}/")
+    print(f"brick calls per GET of {container.name} (behind {service.name}): {calls}")
+    assert calls.get("READLINK", 0) <= 6.0, calls
+    assert calls.get("LOOKUP", 0) <= 1.0, calls

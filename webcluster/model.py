@@ -494,8 +494,22 @@ class GlusterServer(Strict):
     resources: Resources = Field(default_factory=Resources, description="vCPU and memory.")
 
 
+# Gluster's own `metadata-cache` group (/var/lib/glusterd/groups/metadata-cache, glusterfs 10): the
+# client keeps file metadata for 600 s and the bricks invalidate it on every change (upcall), so a
+# page's path walk (html -> current -> releases/<digest>/index.php) stays in the client instead of
+# a network round trip to three bricks per component.
+METADATA_CACHE_GROUP = {
+    "features.cache-invalidation": "on",
+    "features.cache-invalidation-timeout": "600",
+    "performance.stat-prefetch": "on",
+    "performance.cache-invalidation": "on",
+    "performance.md-cache-timeout": "600",
+    "network.inode-lru-limit": "200000",
+}
+
+
 def _default_volume_options() -> dict[str, str]:
-    return {"network.ping-timeout": "5", "cluster.heal-timeout": "10"}
+    return {"network.ping-timeout": "5", "cluster.heal-timeout": "10", **METADATA_CACHE_GROUP}
 
 
 class GlusterVolume(Strict):
@@ -505,7 +519,7 @@ class GlusterVolume(Strict):
     mountpoint: str = Field(pattern=r"^/[A-Za-z0-9_./-]+$", description="Where Docker hosts mount it.")
     options: Annotated[dict[str, str], merged_with(_default_volume_options)] = Field(
         default_factory=_default_volume_options,
-        description="`gluster volume set` options. Gluster's 42 s ping-timeout stalls clients ~45 s when a server vanishes; 5 s keeps a web request's stall short. " + MERGED_MAP_NOTE,
+        description="`gluster volume set` options. Gluster's 42 s ping-timeout stalls clients ~45 s when a server vanishes; 5 s keeps a web request's stall short. Gluster's `metadata-cache` group (md-cache 600 s, invalidated by the bricks on change): each component of a page's path was a round trip to every brick. " + MERGED_MAP_NOTE,
     )
 
 
@@ -526,6 +540,10 @@ class Gluster(Strict):
     tls: bool = Field(
         True,
         description="TLS for Gluster's management (glusterd, `/var/lib/glusterd/secure-access`) and I/O (`server.ssl`, `client.ssl`) on every server and every Docker host that mounts a volume, each with its own key and a certificate for its name from a CA the program creates (pulumi-tls; the lab: openssl); `auth.ssl-allow` = those names. Without it anyone on the internal network who reaches the ports reads and writes the bricks' traffic in clear. Measured cost in docs/security.md.",
+    )
+    fuse_cache_s: int = Field(
+        5, ge=0, le=600,
+        description="The Docker hosts' kernel keeps a Gluster mount's names and attributes this long (mount options `entry-timeout`, `attribute-timeout`; Gluster's default 1 s). The kernel cache is not invalidated on change: a published release reaches a container up to this late (the one before stays whole for its grace time). 0 = no kernel cache.",
     )
     glusterd_start_timeout_s: int = Field(
         900, ge=60, le=3600,

@@ -43,7 +43,8 @@ def mounts(topo: Topology, backend: Backend) -> list[Mount]:
     for v in c.gluster.volumes:
         if v.name in used:
             backup = ":".join(servers[1:])
-            opts = "defaults,_netdev" + (f",backup-volfile-servers={backup}" if backup else "")
+            cache = c.gluster.fuse_cache_s
+            opts = "defaults,_netdev" + (f",backup-volfile-servers={backup}" if backup else "") + f",attribute-timeout={cache},entry-timeout={cache},negative-timeout={cache}"
             out.append(Mount(f"{servers[0]}:/{v.name}", v.mountpoint, "glusterfs", opts))
     return out
 
