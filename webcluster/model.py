@@ -543,7 +543,7 @@ class Gluster(Strict):
     )
     fuse_cache_s: int = Field(
         5, ge=0, le=600,
-        description="The Docker hosts' kernel keeps a Gluster mount's names and attributes this long (mount options `entry-timeout`, `attribute-timeout`; Gluster's default 1 s). The kernel cache is not invalidated on change: a published release reaches a container up to this late (the one before stays whole for its grace time). 0 = no kernel cache.",
+        description="The Docker hosts' kernel keeps a Gluster mount's names and attributes this long (mount options `entry-timeout`, `attribute-timeout`, `negative-timeout`; Gluster's defaults 1 s, 1 s, none). The kernel cache is not invalidated on change: a published release reaches a container up to this late (the one before stays whole for its grace time). 0 = no kernel cache.",
     )
     glusterd_start_timeout_s: int = Field(
         900, ge=60, le=3600,
