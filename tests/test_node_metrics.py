@@ -5,7 +5,9 @@ keepalived notify hook writing hawc_vip_held atomically, and nothing of it when 
 from __future__ import annotations
 
 import ipaddress
+import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -14,7 +16,7 @@ from webcluster.metrics import vip_held
 from webcluster.model import StackConfig
 from webcluster.render import render_cluster
 from webcluster.render.firewall import allowed, client_exposure
-from webcluster.render.node_metrics import NODE_EXPORTER_DEFAULTS, NODE_EXPORTER_STEP, TEXTFILE_DIR, VIP_NOTIFY
+from webcluster.render.node_metrics import NODE_EXPORTER_DEFAULTS, NODE_EXPORTER_STEP, TEXTFILE_DIR, VIP_NOTIFY, VIP_NOTIFY_SETTLE_S
 from webcluster.topology import Topology
 from webcluster.validation import check as validate
 
@@ -71,18 +73,42 @@ def test_every_vrrp_instance_notifies_the_hook() -> None:
     assert conf.count(f'\tnotify "{VIP_NOTIFY}"\n') == conf.count("vrrp_instance ") == 3
 
 
-@pytest.mark.parametrize("state, value", [("MASTER", 1), ("BACKUP", 0), ("FAULT", 0), ("STOP", 0)])
-def test_the_notify_hook_writes_the_metric_atomically(tmp_path: Path, state: str, value: int) -> None:
-    """The rendered hook, run as keepalived runs it (TYPE NAME STATE PRIORITY), its directory moved to tmp_path."""
+def notify_hook(tmp_path: Path, holds_vip: bool) -> tuple[Path, dict[str, str]]:
+    """The rendered hook, its directory moved to tmp_path, with an `ip` on PATH that shows this node
+    holding 192.168.1.200 or not (as `ip -o -4 addr show` prints it)."""
     script = str(render_cluster(config()).nodes["cluster1"].files[VIP_NOTIFY].content).replace(TEXTFILE_DIR, str(tmp_path / "tf"))
     hook = tmp_path / "hook.sh"
     hook.write_text(script)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    addr = "3: enp0s8    inet 192.168.1.200/24 scope global secondary enp0s8\\       valid_lft forever preferred_lft forever" if holds_vip else ""
+    (bin_dir / "ip").write_text(f"#!/bin/sh\necho '2: enp0s8    inet 192.168.1.1/24 brd 192.168.1.255 scope global enp0s8'\necho '{addr}'\n")
+    (bin_dir / "ip").chmod(0o755)
+    return hook, {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+
+
+@pytest.mark.parametrize("state, holds_vip", [("MASTER", True), ("BACKUP", False), ("FAULT", False), ("STOP", False)])
+def test_the_notify_hook_writes_the_metric_atomically(tmp_path: Path, state: str, holds_vip: bool) -> None:
+    """Run as keepalived runs it (TYPE NAME STATE PRIORITY): 1 on the holder, 0 elsewhere."""
+    hook, env = notify_hook(tmp_path, holds_vip)
     for args in (["INSTANCE", "VI_1", state, "150"], ["GROUP", "VG1", "MASTER"], ["INSTANCE", "VI_9", "MASTER", "1"]):
-        subprocess.run(["sh", str(hook), *args], check=True, timeout=10)
-    files = sorted(p.name for p in (tmp_path / "tf").iterdir())
+        subprocess.run(["sh", str(hook), *args], check=True, timeout=10, env=env)
+    files = sorted(p.name for p in (tmp_path / "tf").iterdir() if not p.name.endswith(".lock"))  # the copies' lock stays
     assert files == ["hawc_vip_held_VI_1.prom"], files  # no temporary file left, groups and unknown instances ignored
     text = (tmp_path / "tf" / files[0]).read_text()
-    assert vip_held(text) == {"192.168.1.200": value} and "# TYPE hawc_vip_held gauge" in text
+    assert vip_held(text) == {"192.168.1.200": int(holds_vip)} and "# TYPE hawc_vip_held gauge" in text
+
+
+@pytest.mark.parametrize("told, holds_vip", [("BACKUP", True), ("MASTER", False)])
+def test_a_late_notify_writes_what_the_node_holds_not_what_it_was_told(tmp_path: Path, told: str, holds_vip: bool) -> None:
+    """keepalived runs notify copies asynchronously: a BACKUP copy that finishes after the MASTER one
+    (the node holds the VIP again) must not leave 0 behind, nor a stale MASTER copy a 1. It waits
+    for the address to match what it was told, at most VIP_NOTIFY_SETTLE_S, then writes the truth."""
+    hook, env = notify_hook(tmp_path, holds_vip)
+    started = time.monotonic()
+    subprocess.run(["sh", str(hook), "INSTANCE", "VI_1", told, "150"], check=True, timeout=VIP_NOTIFY_SETTLE_S + 10, env=env)
+    assert VIP_NOTIFY_SETTLE_S - 0.5 <= time.monotonic() - started, "it gives keepalived the time to change the address"
+    assert vip_held((tmp_path / "tf" / "hawc_vip_held_VI_1.prom").read_text()) == {"192.168.1.200": int(holds_vip)}
 
 
 def test_rendering_is_deterministic() -> None:

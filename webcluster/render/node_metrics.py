@@ -17,6 +17,8 @@ NODE_EXPORTER_DEFAULTS = "/etc/default/prometheus-node-exporter"  # Debian's uni
 NODE_EXPORTER_DROPIN = "/etc/systemd/system/prometheus-node-exporter.service.d/ha-web-cluster.conf"
 TEXTFILE_DIR = "/var/lib/prometheus/node-exporter"  # Debian's default textfile directory, named explicitly
 VIP_NOTIFY = "/etc/keepalived/hawc-vip-notify.sh"
+# How long the hook waits for keepalived to add or remove the VIP the state it was told implies.
+VIP_NOTIFY_SETTLE_S = 5
 VIP_METRIC = "hawc_vip_held"
 VIP_ALERT = "/etc/ha-web-cluster/hawc-vip-alert"  # Pacemaker runs it as hacluster: outside the root-only secrets' directory
 VIP_ALERT_ID = "hawc-vip-held"
@@ -60,7 +62,7 @@ def add_vip_notify(b: NodeBuilder, instances: Sequence[dict[str, object]]) -> st
     if not b.topo.cluster.node_metrics.enabled:
         return None
     vips = [{"name": i["name"], "vip": str(i["vip"]).split("/")[0], "interface": i["interface"]} for i in instances]
-    return b.file(VIP_NOTIFY, "node-exporter/hawc-vip-notify.sh.j2", mode=0o755, instances=vips, textfile_dir=TEXTFILE_DIR, metric=VIP_METRIC)
+    return b.file(VIP_NOTIFY, "node-exporter/hawc-vip-notify.sh.j2", mode=0o755, instances=vips, textfile_dir=TEXTFILE_DIR, metric=VIP_METRIC, settle_s=VIP_NOTIFY_SETTLE_S)
 
 
 def add_vip_alert(b: NodeBuilder, vips: Sequence[object]) -> tuple[str, str] | None:
