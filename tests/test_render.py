@@ -185,8 +185,10 @@ def test_keepalived_priorities_router_ids_vips_and_check_script(dev_plan: Cluste
             block = lines(keepalived_block(conf, f"vrrp_instance {instance}"))
             assert {f"state {state}", f"interface {interface}", f"virtual_router_id {router_id}", f"priority {priority}", f"{vip} dev {interface}"} <= set(block)
             assert ("chk_haproxy" in block) == (instance != "VI_3")
-            # standbys wait before taking the VIPs from a master that merely ranks lower; keepalived ignores it on a MASTER
-            assert ("preempt_delay 3" in block) == (state == "BACKUP" and instance != "VI_3")
+            # standbys wait before taking the VIPs from a master that merely ranks lower, one second more per rank
+            # (equal delays let both standbys take them at once); keepalived ignores it on a MASTER
+            delay = {"standby1": "preempt_delay 3", "standby2": "preempt_delay 4"}.get(director)
+            assert [x for x in block if x.startswith("preempt_delay")] == ([delay] if instance != "VI_3" and delay else [])
 
 
 @pytest.mark.parametrize("timeout_s", [None, 12])

@@ -294,7 +294,7 @@ class ServingCheck(Strict):
         3,
         ge=1,
         le=60,
-        description="How long a director whose HAProxy sees no server UP in a backend, while another director sees some, waits before giving up the VIPs (keepalived `preempt_delay`, Pacemaker attribute dampening). Directors noticing the same outage a moment apart (every container stopped) stay as they are, so keep it above the spread of HAProxy's health checks across directors.",
+        description="How long a director whose HAProxy sees no server UP in a backend, while another director sees some, waits before giving up the VIPs (keepalived `preempt_delay`, one second more for each standby below the first so two never take them at once; Pacemaker attribute dampening). Directors noticing the same outage a moment apart (every container stopped) stay as they are, so keep it above the spread of HAProxy's health checks across directors.",
     )
 
 

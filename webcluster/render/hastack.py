@@ -34,6 +34,14 @@ class KeepalivedStack:
     def __init__(self, topo: Topology):
         self.topo = topo
 
+    def _standby_rank(self, director: Director) -> int:
+        """0 for the highest-priority standby, 1 for the next. A master that merely ranks lower (its
+        backends check failed) is preempted by every standby after preempt_delay; equal delays made
+        both standbys take the VIPs at once (the lab saw two holders for 40 ms). One second more per
+        rank lets the higher one take them and be heard first."""
+        standbys = sorted((d for d in self.topo.directors if d.name != self.topo.master.name), key=lambda d: -d.priority)
+        return [d.name for d in standbys].index(director.name)
+
     def add_director(self, b: NodeBuilder, director: Director, haproxy_step: StepRef) -> Step:
         c = self.topo.cluster
         vrrp = c.vrrp
@@ -81,7 +89,7 @@ class KeepalivedStack:
             backends_script=backends_check,
             backends_weight=serving.weight(self.topo.directors),
             # keepalived ignores preempt_delay on an instance that starts as MASTER (and says so)
-            preempt_delay=None if director.name == self.topo.master.name else c.serving_check.hold_s,
+            preempt_delay=None if director.name == self.topo.master.name else c.serving_check.hold_s + self._standby_rank(director),
         )
         return b.step(
             "50-keepalived",
