@@ -83,7 +83,8 @@ def stop_process(lab: "LabContext", node: str, role: str, sig: int = signal.SIGK
 def start_process(lab: "LabContext", node: str, role: str) -> None:
     """Start it again: the lab runs it with its recorded command line, or Pacemaker, once its failures are cleared."""
     if node in power.powered_off():
-        raise FaultError(f"{node} is off: `lab power on {node}` first")
+        last = [e for e in power.journal() if e["node"] == node][-1:]
+        raise FaultError(f"{node} is off: `lab power on {node}` first (powered off: {last[0] if last else 'no record'})")
     if lab.managed(role):
         pacemaker.clear_failures(node, role)
     else:
