@@ -322,7 +322,7 @@ def measure_gluster_stall(lab: LabContext, progress: Callable[[str], None]) -> l
         time.sleep(2)
         lab.cut(servers[0])
         try:
-            stall = stall_after_cut(lab, svc.port, timeout=120)
+            stall = stall_after_cut(lab, svc, float(value), timeout=120)
         finally:
             lab.restore(servers[0])
         wait_until("gv0 healed", lambda: pending_heals(lab, servers[1], vol.name) == 0, 180, 1.0)

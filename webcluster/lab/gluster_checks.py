@@ -11,6 +11,8 @@ from .context import LabContext
 from ..loss import loss_budget
 from .scenarios import LOAD_CONCURRENCY
 from .state import sandbox
+from ..model import Service
+from ..topology import Topology
 
 PROBE_FILE = "hawc-heal-probe.txt"
 
@@ -29,11 +31,38 @@ def pending_heals(lab: LabContext, server: str, volume: str) -> int:
     return sum(counts)
 
 
-def stall_after_cut(lab: LabContext, port: int, timeout: float = 90) -> float:
-    """Seconds from the cut until a Gluster-backed page is served again (one request at a time)."""
+STALL_LATENCY_S = 1.0  # a page normally takes ~0.04 s: one slower than this waited on the lost brick
+SETTLED_S = 3.0  # served without a stall this long (past HAProxy's rise of the servers it marked DOWN)
+
+
+def stall_after_cut(lab: LabContext, service: Service, ping_timeout_s: float, timeout: float = 90) -> float:
+    """Seconds from the cut until the page is served steadily again, one request at a time.
+
+    Cached metadata serves some pages before the client notices the lost brick, so the first good
+    page proves nothing: the client may stall on it until `network.ping-timeout`. Probe past that,
+    until the page has been served promptly for SETTLED_S with every server of the service UP, and
+    return when the last stalled (failed or slow) probe ended; 0 if none stalled.
+    """
     start = time.monotonic()
-    wait_until(f"port {port} serves again", lambda: probe.get(lab.url(port, "/index.php"), timeout=10).ok, timeout, 0.1)
-    return time.monotonic() - start
+    backend = Topology.backend_section(service)
+    last_stall_end = start
+    stalled = False
+
+    def settled() -> bool:
+        nonlocal last_stall_end, stalled
+        sent = time.monotonic()
+        page = probe.get(lab.url(service.port, "/index.php"), timeout=10)
+        now = time.monotonic()
+        if not page.ok or now - sent > STALL_LATENCY_S:
+            last_stall_end, stalled = now, True
+            return False
+        if now - start < ping_timeout_s or now - last_stall_end < SETTLED_S:
+            return False
+        states, _ = lab.stats()
+        return all(status == "UP" for (section, _), status in states.items() if section == backend)
+
+    wait_until(f"{service.name} serves steadily again", settled, timeout, 0.1)
+    return last_stall_end - start if stalled else 0.0
 
 
 def gluster_server_cut(lab: LabContext) -> list[str]:
@@ -48,7 +77,7 @@ def gluster_server_cut(lab: LabContext) -> list[str]:
     try:
         lab.cut(victim)
         cut_at = time.monotonic()
-        stall = stall_after_cut(lab, services[0].port)
+        stall = stall_after_cut(lab, services[0], float(vol.options.get("network.ping-timeout", "42")))
         notes.append(f"{victim} cut: {services[0].name} served again after {stall:.1f} s")
         for svc in services:
             result = lab.load(lab.url(svc.port, "/index.php"), 500)
