@@ -75,9 +75,11 @@ def test_the_certificate_file_is_a_0600_secret_in_the_haproxy_step() -> None:
         node = plan.nodes[director]
         f = node.files[https.CERT_FILE]
         assert f.mode == 0o600 and f.content == secret(https.PEM_KEY)
-        step = node.step("40-haproxy")
-        assert https.CERT_FILE in step.files and https.SWAP_SCRIPT in step.files
-        assert f"{https.SWAP_SCRIPT} {https.CERT_FILE}" in step.script and "apt_install haproxy python3 socat" in step.script
+        install, roll = node.step("40-haproxy"), node.step("60-haproxy-roll")
+        assert https.CERT_FILE in install.files and https.SWAP_SCRIPT in install.files and install.files == roll.files
+        assert "apt_install haproxy python3 socat" in install.script
+        # The new certificate goes in through the runtime API when the roll reaches this director.
+        assert f"{https.SWAP_SCRIPT} {https.CERT_FILE}" in roll.script and https.SWAP_SCRIPT not in install.script
     assert https.CERT_FILE not in plan.nodes["nas"].files
 
 

@@ -42,7 +42,8 @@ def test_one_more_container_touches_its_host_and_the_load_balancers_only() -> No
     before = run_stack("dev", cluster={"backends": SEED_BACKENDS})
     after = run_stack("dev", cluster={"backends": more})
     # cluster3's firewall opens the new container's port to the directors.
-    assert changed(before, after) == {"cluster3-01-firewall", "cluster3-40-containers", "cluster3-45-roll", "cluster1-40-haproxy", "standby1-40-haproxy", "standby2-40-haproxy"}
+    assert changed(before, after) == {"cluster3-01-firewall", "cluster3-40-containers", "cluster3-45-roll", "cluster1-40-haproxy", "standby1-40-haproxy", "standby2-40-haproxy",
+                                     "cluster1-60-haproxy-roll", "standby1-60-haproxy-roll", "standby2-60-haproxy-roll"}
     step = after.steps()["cluster3-40-containers"]
     assert step.inputs["triggers"][0] != before.steps()["cluster3-40-containers"].inputs["triggers"][0], "the digest trigger re-runs it"
 

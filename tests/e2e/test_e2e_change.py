@@ -17,7 +17,10 @@ from webcluster.e2e.recording import PlanRecording, RemoteStep
 PRIVATE = "-----BEGIN OPENSSH PRIVATE KEY-----\nfixed\n-----END OPENSSH PRIVATE KEY-----\n"
 PUBLIC = "ssh-ed25519 AAAAfixed hawc-e2e\n"
 CERT = ("-----BEGIN CERTIFICATE-----\nTUlJQ2hhbmdlZA==\n-----END CERTIFICATE-----\n", "-----BEGIN PRIVATE KEY-----\nTUlJa2V5\n-----END PRIVATE KEY-----\n")
-DIRECTORS_HAPROXY = ["cluster1-40-haproxy", "standby1-40-haproxy", "standby2-40-haproxy"]
+# 40-haproxy installs the files side by side; 60-haproxy-roll applies them standbys first, the master last.
+DIRECTORS_INSTALL = ["cluster1-40-haproxy", "standby1-40-haproxy", "standby2-40-haproxy"]
+DIRECTORS_ROLL = ["standby2-60-haproxy-roll", "standby1-60-haproxy-roll", "cluster1-60-haproxy-roll"]
+DIRECTORS_HAPROXY = [*DIRECTORS_INSTALL, *DIRECTORS_ROLL]
 
 
 def _record(*args, **kwargs) -> PlanRecording:
@@ -93,7 +96,7 @@ def test_one_more_container_re_runs_the_first_docker_host_and_the_directors(reco
     cluster2 it is created by 40-containers and rolled in by 45-roll. The other Docker hosts'
     steps are unchanged."""
     before, after = recorded["one more container"]
-    assert changed_steps(before, after) == [*DIRECTORS_HAPROXY, "cluster2-01-firewall", "cluster2-40-containers", "cluster2-45-roll"]
+    assert sorted(changed_steps(before, after)) == sorted([*DIRECTORS_HAPROXY, "cluster2-01-firewall", "cluster2-40-containers", "cluster2-45-roll"])
     assert "cluster25p" in after.steps["cluster2-40-containers"].stdin
 
 
@@ -145,10 +148,12 @@ def test_plan_of_changed_keeps_the_order_through_steps_that_do_not_run() -> None
 
 def test_one_more_container_rolls_after_the_directors_know_its_server(recorded) -> None:
     """The new container's roll readies it on every director's HAProxy: it must run after their
-    re-run 40-haproxy (which adds the server), ordered through their unchanged 50-keepalived."""
+    60-haproxy-roll (which loads the server), and those one after another, the master last."""
     before, after = recorded["one more container"]
     cut = plan_of_changed(after, changed_steps(before, after))
-    assert set(DIRECTORS_HAPROXY) <= cut.steps["cluster2-45-roll"].after
+    assert set(DIRECTORS_ROLL) <= cut.steps["cluster2-45-roll"].after
+    for earlier, later in zip(DIRECTORS_ROLL, DIRECTORS_ROLL[1:]):
+        assert earlier in cut.steps[later].after, f"{later} does not wait for {earlier}"
 
 
 def test_snapshot_key_of_the_e2e_plan_is_unchanged_by_recording_triggers(recorded) -> None:

@@ -14,7 +14,7 @@ from .backend import BACKEND_CONTENT_STEP, NAS_CONTENT_STEP, add_backend, add_co
 from .builder import NodeBuilder
 from .cloudinit import cloud_init_documents
 from .common import add_base
-from .director import add_director, add_smoke_check
+from .director import add_director, add_haproxy_rolls, add_smoke_check
 from .firewall import add_firewall
 from .hastack import ha_stack_for
 from .node_metrics import add_node_exporter
@@ -33,6 +33,7 @@ def render_cluster(config: StackConfig) -> ClusterPlan:
     for d in topo.directors:
         ha_ready.append(add_director(builders[d.name], d).ref)
     ha_stack_for(topo).add_other_nodes(builders)
+    haproxy_rolled = add_haproxy_rolls({d.name: builders[d.name] for d in topo.directors})
     network_ready = [builders[topo.master.name].plan.step("30-dnsmasq").ref, *ha_ready]
     for b in builders.values():
         add_base(b, network_ready)
@@ -66,9 +67,10 @@ def render_cluster(config: StackConfig) -> ClusterPlan:
             content_ready.append(add_content(b, BACKEND_CONTENT_STEP, gluster_docroots, mounts_step.ref).ref)
         containers = add_containers(b, backend, [docker_step.ref, mounts_step.ref, *content_ready])
         # A change rolls one Docker host at a time: each host's 45-roll waits for the previous host's,
-        # and for every director's HAProxy, whose runtime API drains and readies the servers.
+        # and for every director's HAProxy to run the change (a new server exists before it is put
+        # in rotation), whose runtime API drains and readies the servers.
         previous = containers_ready[-1:]
-        containers_ready.append(add_roll(b, backend, containers, [*previous, *ha_ready]).ref)
+        containers_ready.append(add_roll(b, backend, containers, [*previous, *ha_ready, *haproxy_rolled]).ref)
 
     add_smoke_check(builders[topo.master.name], containers_ready + ha_ready)
 

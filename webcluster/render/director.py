@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ..model import Director
@@ -20,6 +21,7 @@ HAPROXY_DROPIN = "/etc/systemd/system/haproxy.service.d/hawc-reload.conf"
 HAPROXY_STATE = "/var/lib/haproxy/server-state"
 HAPROXY_ADMIN_SOCKET = "/run/haproxy/admin.sock"
 HAPROXY_PIDFILE = "/run/haproxy.pid"  # Debian's unit: -p $PIDFILE; the master's PID
+HAPROXY_ROLL_STEP = "60-haproxy-roll"  # after the HA stack's steps: not on the way to the VIPs on a first deployment
 HAPROXY_RELOAD_TIMEOUT_S = 30  # for a new worker to answer: parsing the config and the health-check setup take well under 1 s
 
 
@@ -109,15 +111,48 @@ def add_director(b: NodeBuilder, director: Director) -> Step:
     dropin = b.file(HAPROXY_DROPIN, "director/haproxy.service.conf.j2", reload_script=HAPROXY_RELOAD, server_state_file=HAPROXY_STATE)
     haproxy = b.step(
         "40-haproxy",
-        "HAProxy load balancer (a change reloads it: no connection lost)",
+        "HAProxy load balancer (started on the first run; a change is applied by " + HAPROXY_ROLL_STEP + ")",
         "steps/director/40-haproxy.sh.j2",
         files=[haproxy_cfg, *tls_files, reload, dropin],
         services=len(c.haproxy.services),
         tls=_tls_context(topo),
         config=HAPROXY_CFG,
-        reload_script=HAPROXY_RELOAD,
+        roll_step=HAPROXY_ROLL_STEP,
     )
     return ha_stack_for(topo).add_director(b, director, haproxy.ref)
+
+
+def haproxy_roll_order(topo: Topology) -> list[Director]:
+    """The order in which a HAProxy change reaches the directors: lowest priority first, the master
+    (the VIPs' holder when it is healthy) last, so a change HAProxy refuses stops on a standby."""
+    return sorted(topo.directors, key=lambda d: (d.name == topo.master.name, d.priority, d.name))
+
+
+def add_haproxy_rolls(builders: Mapping[str, NodeBuilder]) -> list[StepRef]:
+    """60-haproxy-roll on every director, each waiting for the previous director's (haproxy_roll_order).
+    Each carries the same files as its 40-haproxy, so a change runs both: 40 installs the files
+    side by side (a first deployment waits for nothing more), 60 applies them in turn."""
+    topo = next(iter(builders.values())).topo
+    order = haproxy_roll_order(topo)
+    names = " -> ".join(d.name for d in order)
+    previous: list[StepRef] = []
+    for d in order:
+        b = builders[d.name]
+        install = b.plan.step("40-haproxy")
+        step = b.step(
+            HAPROXY_ROLL_STEP,
+            "a HAProxy change applied one director at a time (" + names + ")",
+            "steps/director/60-haproxy-roll.sh.j2",
+            files=install.files,
+            after=[install.ref, *previous],
+            services=len(topo.cluster.haproxy.services),
+            tls=_tls_context(topo),
+            config=HAPROXY_CFG,
+            reload_script=HAPROXY_RELOAD,
+            order=names,
+        )
+        previous = [step.ref]
+    return [builders[d.name].plan.step(HAPROXY_ROLL_STEP).ref for d in order]
 
 
 def _tls_context(topo: Topology) -> dict | None:
