@@ -20,7 +20,7 @@ import time
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
-from ..render.director import HAPROXY_ADMIN_SOCKET, HAPROXY_RELOAD
+from ..render.director import HAPROXY_ADMIN_SOCKET, HAPROXY_RELOAD, haproxy_roll_order
 from . import processes
 from .context import LabContext
 from .state import sandbox
@@ -33,8 +33,8 @@ class ReloadError(RuntimeError):
 
 
 def rolling_order(lab: LabContext) -> list[str]:
-    """The directors, lowest priority first: the VIP holder (the master) last."""
-    return [d.name for d in sorted(lab.topo.cluster.directors, key=lambda d: d.priority)]
+    """The directors, lowest priority first: the VIP holder (the master) last (the rendered roll's order)."""
+    return [d.name for d in haproxy_roll_order(lab.topo)]
 
 
 def reload_haproxy(director: str, timeout: float = 60) -> str:

@@ -124,8 +124,9 @@ def add_director(b: NodeBuilder, director: Director) -> Step:
 
 def haproxy_roll_order(topo: Topology) -> list[Director]:
     """The order in which a HAProxy change reaches the directors: lowest priority first, the master
-    (the VIPs' holder when it is healthy) last, so a change HAProxy refuses stops on a standby."""
-    return sorted(topo.directors, key=lambda d: (d.name == topo.master.name, d.priority, d.name))
+    (the VIPs' holder when it is healthy) last, so a change HAProxy refuses stops on a standby.
+    The lab reloads in this order too."""
+    return list(reversed(topo.directors))
 
 
 def add_haproxy_rolls(builders: Mapping[str, NodeBuilder]) -> list[StepRef]:

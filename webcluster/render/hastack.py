@@ -39,8 +39,7 @@ class KeepalivedStack:
         backends check failed) is preempted by every standby after preempt_delay; equal delays made
         both standbys take the VIPs at once (the lab saw two holders for 40 ms). One second more per
         rank lets the higher one take them and be heard first."""
-        standbys = sorted((d for d in self.topo.directors if d.name != self.topo.master.name), key=lambda d: -d.priority)
-        return [d.name for d in standbys].index(director.name)
+        return [d.name for d in self.topo.directors[1:]].index(director.name)
 
     def add_director(self, b: NodeBuilder, director: Director, haproxy_step: StepRef) -> Step:
         c = self.topo.cluster
