@@ -136,7 +136,7 @@ def add_haproxy_rolls(builders: Mapping[str, NodeBuilder]) -> list[StepRef]:
     topo = next(iter(builders.values())).topo
     order = haproxy_roll_order(topo)
     names = " -> ".join(d.name for d in order)
-    previous: list[StepRef] = []
+    rolled: list[StepRef] = []
     for d in order:
         b = builders[d.name]
         install = b.plan.step("40-haproxy")
@@ -145,15 +145,15 @@ def add_haproxy_rolls(builders: Mapping[str, NodeBuilder]) -> list[StepRef]:
             "a HAProxy change applied one director at a time (" + names + ")",
             "steps/director/60-haproxy-roll.sh.j2",
             files=install.files,
-            after=[install.ref, *previous],
+            after=[install.ref, *rolled[-1:]],
             services=len(topo.cluster.haproxy.services),
             tls=_tls_context(topo),
             config=HAPROXY_CFG,
             reload_script=HAPROXY_RELOAD,
             order=names,
         )
-        previous = [step.ref]
-    return [builders[d.name].plan.step(HAPROXY_ROLL_STEP).ref for d in order]
+        rolled.append(step.ref)
+    return rolled
 
 
 def _tls_context(topo: Topology) -> dict | None:
