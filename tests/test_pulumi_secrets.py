@@ -92,7 +92,7 @@ def test_only_the_secrets_the_cluster_uses_are_generated() -> None:
 def test_steps_that_carry_secrets_hide_their_output() -> None:
     rec = run_stack("dev")
     for name, step in rec.steps().items():
-        carries_secret = name.endswith(("-40-haproxy", "-10-bricks")) or name.endswith("-20-mounts")  # stats password; Gluster TLS keys
+        carries_secret = name.endswith(("-40-haproxy", "-60-haproxy-roll", "-10-bricks", "-20-mounts"))  # stats password, TLS key; Gluster TLS keys
         assert ("stdout" in step.secret_outputs) == carries_secret, name
         assert (step.inputs.get("logging") == "none") == carries_secret, name
         assert step.inputs["addPreviousOutputInEnv"] is False
