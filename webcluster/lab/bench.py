@@ -310,12 +310,12 @@ class StallRow:
 
 
 def measure_gluster_stall(lab: LabContext, progress: Callable[[str], None]) -> list[StallRow]:
-    from .gluster_checks import pending_heals, replica_volume, stall_after_cut
+    from .gluster_checks import pending_heals, ping_timeout, replica_volume, stall_after_cut
 
     vol = replica_volume(lab)
     svc = next(s for s in lab.topo.cluster.haproxy.services if s.storage == vol.name)
     servers = [s.name for s in lab.topo.cluster.gluster.servers]
-    ours = vol.options.get("network.ping-timeout", "42")
+    ours = ping_timeout(vol)
     rows = []
     for value in ("42", ours):
         sandbox(servers[0]).run(["gluster", "--mode=script", "volume", "set", vol.name, "network.ping-timeout", value], timeout=60)

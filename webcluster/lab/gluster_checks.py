@@ -21,6 +21,11 @@ def replica_volume(lab: LabContext):
     return next(v for v in lab.topo.cluster.gluster.volumes if v.replica > 1)
 
 
+def ping_timeout(volume) -> str:
+    """The volume's `network.ping-timeout` as set (Gluster's own default, 42, when the stack removed ours)."""
+    return volume.options.get("network.ping-timeout", "42")
+
+
 def pending_heals(lab: LabContext, server: str, volume: str) -> int:
     """Sum of `Number of entries` over the bricks (unreachable bricks count as pending)."""
     proc = sandbox(server).run(["gluster", "--mode=script", "volume", "heal", volume, "info"], check=False, timeout=30)
@@ -77,7 +82,7 @@ def gluster_server_cut(lab: LabContext) -> list[str]:
     try:
         lab.cut(victim)
         cut_at = time.monotonic()
-        stall = stall_after_cut(lab, services[0], float(vol.options.get("network.ping-timeout", "42")))
+        stall = stall_after_cut(lab, services[0], float(ping_timeout(vol)))
         notes.append(f"{victim} cut: {services[0].name} served again after {stall:.1f} s")
         for svc in services:
             result = lab.load(lab.url(svc.port, "/index.php"), 500)

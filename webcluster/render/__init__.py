@@ -33,7 +33,7 @@ def render_cluster(config: StackConfig) -> ClusterPlan:
     for d in topo.directors:
         ha_ready.append(add_director(builders[d.name], d).ref)
     ha_stack_for(topo).add_other_nodes(builders)
-    haproxy_rolled = add_haproxy_rolls({d.name: builders[d.name] for d in topo.directors})
+    haproxy_rolled = add_haproxy_rolls(topo, builders)
     network_ready = [builders[topo.master.name].plan.step("30-dnsmasq").ref, *ha_ready]
     for b in builders.values():
         add_base(b, network_ready)

@@ -129,11 +129,10 @@ def haproxy_roll_order(topo: Topology) -> list[Director]:
     return list(reversed(topo.directors))
 
 
-def add_haproxy_rolls(builders: Mapping[str, NodeBuilder]) -> list[StepRef]:
+def add_haproxy_rolls(topo: Topology, builders: Mapping[str, NodeBuilder]) -> list[StepRef]:
     """60-haproxy-roll on every director, each waiting for the previous director's (haproxy_roll_order).
     Each carries the same files as its 40-haproxy, so a change runs both: 40 installs the files
     side by side (a first deployment waits for nothing more), 60 applies them in turn."""
-    topo = next(iter(builders.values())).topo
     order = haproxy_roll_order(topo)
     names = " -> ".join(d.name for d in order)
     rolled: list[StepRef] = []
