@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 from webcluster.render import ClusterPlan, render_cluster
-from webcluster.render.director import HAPROXY_CFG, HAPROXY_ROLL_STEP, haproxy_roll_order
+from webcluster.render.builder import STEP_STAMPS
+from webcluster.render.director import HAPROXY_CFG, HAPROXY_DROPIN, HAPROXY_ROLL_STEP, haproxy_roll_order
 from webcluster.render.https import CERT_FILE, SWAP_SCRIPT
 from webcluster.render.plan import StepRef
 from webcluster.stackfile import load_stack_file
@@ -115,11 +116,13 @@ class Director:
         self.log = tmp / "log"
         self.cfg.write_text("global\n")
         self.cert.write_text("cert 1\n")
+        (tmp / "haproxy.service.conf").write_text("[Service]\n")
         self.scripts = {name: self._localized(plan.nodes[node].step(name).script) for name in ("40-haproxy", HAPROXY_ROLL_STEP)}
 
     def _localized(self, script: str) -> str:
         for real, here in ((HAPROXY_CFG, self.cfg), (CERT_FILE, self.cert), (SWAP_SCRIPT, self.bin / "hawc-haproxy-cert"),
-                           ("/var/lib/ha-web-cluster/haproxy", self.tmp / "stamps"), ("/etc/haproxy/certs", self.tmp / "certs")):
+                           ("/var/lib/ha-web-cluster/haproxy", self.tmp / "stamps"), ("/etc/haproxy/certs", self.tmp / "certs"),
+                           (STEP_STAMPS, self.tmp / "step-stamps"), (HAPROXY_DROPIN, self.tmp / "haproxy.service.conf")):
             script = script.replace(real, str(here))
         assert "/etc/haproxy/haproxy.cfg" not in script and "/var/lib/ha-web-cluster" not in script
         return script
@@ -129,7 +132,7 @@ class Director:
         (self.tmp / "certs").mkdir(exist_ok=True)
         env = {"PATH": f"{self.bin}:/usr/bin:/bin", "LOG": str(self.log), "STATE": str(self.tmp)}
         out = subprocess.run(["bash", "-c", self.scripts[step]], capture_output=True, text=True, env=env, timeout=30)
-        calls = [c for c in self.log.read_text().splitlines() if not c.startswith(("systemctl is-active", "systemctl daemon-reload", "systemctl enable", "haproxy -c"))]
+        calls = [c for c in self.log.read_text().splitlines() if not c.startswith(("systemctl is-active", "systemctl daemon-reload", "systemctl is-enabled", "systemctl enable", "haproxy -c"))]
         return out.returncode, calls, out.stdout + out.stderr
 
     def deploy(self) -> list[str]:

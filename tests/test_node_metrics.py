@@ -4,6 +4,7 @@ keepalived notify hook writing hawc_vip_held atomically, and nothing of it when 
 
 from __future__ import annotations
 
+import fcntl
 import ipaddress
 import os
 import re
@@ -20,6 +21,7 @@ from webcluster.render.firewall import allowed, client_exposure
 from webcluster.render.node_metrics import NODE_EXPORTER_DEFAULTS, NODE_EXPORTER_STEP, TEXTFILE_DIR, VIP_NOTIFY, VIP_NOTIFY_SETTLE_S
 from webcluster.topology import Topology
 from webcluster.validation import check as validate
+from webcluster.waiting import wait_until
 
 
 def config(**node_metrics: object) -> StackConfig:
@@ -94,8 +96,8 @@ def test_the_notify_hook_writes_the_metric_atomically(tmp_path: Path, state: str
     """Run as keepalived runs it (TYPE NAME STATE PRIORITY): 1 on the holder, 0 elsewhere."""
     hook, env = notify_hook(tmp_path, holds_vip)
     for args in (["INSTANCE", "VI_1", state, "150"], ["GROUP", "VG1", "MASTER"], ["INSTANCE", "VI_9", "MASTER", "1"]):
-        subprocess.run(["sh", str(hook), *args], check=True, timeout=10, env=env)
-    files = sorted(p.name for p in (tmp_path / "tf").iterdir() if not p.name.endswith(".lock"))  # the copies' lock stays
+        subprocess.run(["bash", str(hook), *args], check=True, timeout=10, env=env)
+    files = sorted(p.name for p in (tmp_path / "tf").iterdir() if not p.name.endswith((".lock", ".latest")))  # the copies' lock and mark stay
     assert files == ["hawc_vip_held_VI_1.prom"], files  # no temporary file left, groups and unknown instances ignored
     text = (tmp_path / "tf" / files[0]).read_text()
     assert vip_held(text) == {"192.168.1.200": int(holds_vip)} and "# TYPE hawc_vip_held gauge" in text
@@ -108,9 +110,29 @@ def test_a_late_notify_writes_what_the_node_holds_not_what_it_was_told(tmp_path:
     for the address to match what it was told, at most VIP_NOTIFY_SETTLE_S, then writes the truth."""
     hook, env = notify_hook(tmp_path, holds_vip)
     started = time.monotonic()
-    subprocess.run(["sh", str(hook), "INSTANCE", "VI_1", told, "150"], check=True, timeout=VIP_NOTIFY_SETTLE_S + 10, env=env)
+    subprocess.run(["bash", str(hook), "INSTANCE", "VI_1", told, "150"], check=True, timeout=VIP_NOTIFY_SETTLE_S + 10, env=env)
     assert VIP_NOTIFY_SETTLE_S - 0.5 <= time.monotonic() - started, "it gives keepalived the time to change the address"
     assert vip_held((tmp_path / "tf" / "hawc_vip_held_VI_1.prom").read_text()) == {"192.168.1.200": int(holds_vip)}
+
+
+def test_superseded_notify_copies_exit_without_waiting(tmp_path: Path) -> None:
+    """Copies queued behind the lock while the VIP flaps: only the latest writes, the others exit
+    as soon as they get the lock, without their settle wait (on a flapping emulated director
+    dozens queued for ten minutes, each waiting its turn)."""
+    hook, env = notify_hook(tmp_path, holds_vip=True)
+    (tmp_path / "tf").mkdir()
+    latest = tmp_path / "tf" / ".hawc_vip_held_VI_1.latest"
+    copies = []
+    with open(tmp_path / "tf" / ".hawc_vip_held_VI_1.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # a copy still at work
+        for told in ("BACKUP", "FAULT", "BACKUP", "MASTER"):  # the stale ones would each wait VIP_NOTIFY_SETTLE_S
+            copies.append(subprocess.Popen(["bash", str(hook), "INSTANCE", "VI_1", told, "150"], env=env))
+            wait_until("the copy marks itself the latest", lambda: latest.exists() and latest.read_text().strip() == str(copies[-1].pid), 10, 0.05)
+        released = time.monotonic()
+    codes = [c.wait(timeout=VIP_NOTIFY_SETTLE_S * 4) for c in copies]
+    assert codes == [0, 0, 0, 0]
+    assert time.monotonic() - released < VIP_NOTIFY_SETTLE_S - 1, "a superseded copy waited its settle time"
+    assert vip_held((tmp_path / "tf" / "hawc_vip_held_VI_1.prom").read_text()) == {"192.168.1.200": 1}
 
 
 def test_rendering_is_deterministic() -> None:

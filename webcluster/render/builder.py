@@ -9,6 +9,9 @@ from .placeholders import MARKER
 from .plan import NodePlan, RenderedFile, Step, StepRef
 from .templating import render
 
+# Where steps record what a daemon last read (the change stamps of templates/steps/_header.sh.j2).
+STEP_STAMPS = "/var/lib/ha-web-cluster/stamps"
+
 
 def holds_secret(content: str | bytes) -> bool:
     """Whether a file carries a secret placeholder (its installed copy then holds the secret)."""
@@ -44,7 +47,7 @@ class NodeBuilder:
         after: Iterable[StepRef] = (),
         **context: Any,
     ) -> Step:
-        script = render(template, step=name, node=self.name, description=description, **context)
+        script = render(template, step=name, node=self.name, description=description, stamps=STEP_STAMPS, **context)
         step = Step(
             node=self.name,
             name=name,

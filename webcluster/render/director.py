@@ -117,6 +117,7 @@ def add_director(b: NodeBuilder, director: Director) -> Step:
         services=len(c.haproxy.services),
         tls=_tls_context(topo),
         config=HAPROXY_CFG,
+        dropin=HAPROXY_DROPIN,
         roll_step=HAPROXY_ROLL_STEP,
     )
     return ha_stack_for(topo).add_director(b, director, haproxy.ref)

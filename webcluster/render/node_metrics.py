@@ -52,6 +52,7 @@ def add_node_exporter(b: NodeBuilder) -> Step | None:
         "steps/common/02-node-exporter.sh.j2",
         files=[defaults, dropin],
         address=address,
+        dropin=dropin,
         port=topo.cluster.node_metrics.port,
         textfile_dir=TEXTFILE_DIR,
     )

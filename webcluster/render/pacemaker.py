@@ -232,6 +232,7 @@ class PacemakerStack:
             password_file=HACLUSTER_PASSWORD,
             fence_agent=agent,
             vip_alert=vip_alert[0] if vip_alert else None,
+            dropin=vip_alert[1] if vip_alert else None,
         )
 
     def _add_cib(self, b: NodeBuilder) -> Step:

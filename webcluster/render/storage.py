@@ -89,7 +89,7 @@ def add_gluster_server(b: NodeBuilder) -> Step:
     g = b.topo.cluster.gluster
     timeout = b.file(GLUSTERD_DROPIN, "gluster/glusterd-timeout.conf.j2", seconds=g.glusterd_start_timeout_s)
     tls = gluster_tls.add_files(b)  # in place before glusterd first starts
-    return b.step("10-bricks", f"{g.bricks_per_server} XFS bricks and glusterd", "steps/gluster/10-bricks.sh.j2", files=[timeout, *tls], bricks=g.bricks_per_server)
+    return b.step("10-bricks", f"{g.bricks_per_server} XFS bricks and glusterd", "steps/gluster/10-bricks.sh.j2", files=[timeout, *tls], bricks=g.bricks_per_server, dropin=timeout)
 
 
 def add_gluster_volumes(b: NodeBuilder, bricks_ready: list[StepRef]) -> Step:
