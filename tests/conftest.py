@@ -16,7 +16,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # `pytest` as well as `python -m pytest` imports the package from the checkout
 
-from webcluster.render import ClusterPlan, render_cluster
+from webcluster import pki
+from webcluster.render import ClusterPlan, https, render_cluster
 from webcluster.stackfile import LoadedStack, load_stack_file
 
 if TYPE_CHECKING:
@@ -100,3 +101,11 @@ def haproxy_and_a_server() -> socket.socket:
     listener.bind(("127.0.0.1", 0))
     listener.listen(64)
     return listener
+
+
+def https_pem(store: Path, renew: bool = False) -> tuple[str, str]:
+    """For tests that run a real HAProxy with TLS: a server certificate for 127.0.0.1 and localhost
+    in HAProxy's `crt` format (certificate, CA, key), and the CA that signed it, kept in `store`.
+    `renew`: a new certificate (new serial) for the same key."""
+    m = pki.ensure_server(store, ["127.0.0.1"], ["localhost"], "test CA", renew=renew)
+    return https.pem_bundle(m[pki.SERVER_CERT] + m[pki.CA_KEY], m[pki.SERVER_KEY]), m[pki.CA_KEY]

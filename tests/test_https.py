@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from webcluster import pki
+from conftest import https_pem
 from webcluster.checks import RULES, check_plan
 from webcluster.model import StackConfig
 from webcluster.render import https, render_cluster
@@ -63,8 +63,20 @@ def test_each_http_service_gets_a_tls_frontend_with_h2_and_tls12_minimum() -> No
 
 def test_the_redirect_sends_plain_requests_to_the_tls_port_and_hsts_comes_with_it() -> None:
     cfg = cfg_of(StackConfig.model_validate({"cluster": {"haproxy": {"https": {"redirect": True, "hstsMaxAgeS": 600}}}}))
-    assert "http-request redirect location https://%[req.hdr(host),field(1,:)]%[capture.req.uri] code 301" in cfg["frontend haproxy-http"]
-    assert "http-request redirect location https://%[req.hdr(host),field(1,:)]:9443%[capture.req.uri] code 301" in cfg["frontend haproxy-http_g"]
+    # 308 (the method is kept); the Host without a trailing :port only (an IPv6 literal keeps its
+    # colons); no Host: the certificate's DNS name. The real HAProxy runs these in test_haproxy_http_behaviour.
+    no_host = "unless { req.hdr(host),regsub(:[0-9]+$,) -m len gt 0 }"
+    assert cfg["frontend haproxy-http"][-3:-1] == [
+        f"http-request redirect location https://www.ha-web-cluster.test%[capture.req.uri] code 308 {no_host}",
+        "http-request redirect location https://%[req.hdr(host),regsub(:[0-9]+$,)]%[capture.req.uri] code 308",
+    ]
+    assert cfg["frontend haproxy-http_g"][-3:-1] == [
+        f"http-request redirect location https://www.ha-web-cluster.test:9443%[capture.req.uri] code 308 {no_host}",
+        "http-request redirect location https://%[req.hdr(host),regsub(:[0-9]+$,)]:9443%[capture.req.uri] code 308",
+    ]
+    assert not any("code 301" in line for lines in cfg.values() for line in lines)
+    renamed = cfg_of(StackConfig.model_validate({"cluster": {"haproxy": {"https": {"redirect": True, "dnsName": "shop.example.org"}}}}))
+    assert renamed["frontend haproxy-http"][-3].startswith("http-request redirect location https://shop.example.org%[capture.req.uri] code 308 unless")
     assert 'http-after-response set-header Strict-Transport-Security "max-age=600"' in cfg["frontend haproxy-http-tls"]
     assert not any("redirect" in line for line in cfg["frontend haproxy-tcp"])
 
@@ -107,11 +119,6 @@ def test_haproxy_accepts_the_rendered_config_with_a_real_certificate(redirect: b
     assert [r.checker for r in results] == ["haproxy -c"] and all(r.ok for r in results), [r.output for r in results]
 
 
-def _pem(store: Path, renew: bool = False) -> tuple[str, str]:
-    m = pki.ensure_server(store, ["127.0.0.1"], ["localhost"], "test CA", renew=renew)
-    return https.pem_bundle(m[pki.SERVER_CERT] + m[pki.CA_KEY], m[pki.SERVER_KEY]), m[pki.CA_KEY]
-
-
 def _serial(port: int, ca: Path) -> str:
     out = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-CAfile", str(ca), "-verify_return_error"], input="", capture_output=True, text=True, timeout=20).stdout
     assert "Verify return code: 0 (ok)" in out, out[-500:]
@@ -123,7 +130,7 @@ def _serial(port: int, ca: Path) -> str:
 def test_the_swap_script_replaces_the_certificate_in_a_running_haproxy_without_a_reload(tmp_path: Path) -> None:
     script = tmp_path / "hawc-haproxy-cert"
     script.write_bytes(render_cluster(StackConfig()).nodes["cluster1"].files[https.SWAP_SCRIPT].data)
-    pem, ca_pem = _pem(tmp_path / "pki.json")
+    pem, ca_pem = https_pem(tmp_path / "pki.json")
     live, ca, sock = tmp_path / "site.pem", tmp_path / "ca.pem", tmp_path / "admin.sock"
     live.write_text(pem)
     ca.write_text(ca_pem)
@@ -146,7 +153,7 @@ def test_the_swap_script_replaces_the_certificate_in_a_running_haproxy_without_a
         held = subprocess.Popen(["sh", "-c", f"sleep 3; printf 'GET / HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n' | cat"], stdout=subprocess.PIPE)
         client = subprocess.Popen(["openssl", "s_client", "-quiet", "-connect", f"127.0.0.1:{port}", "-CAfile", str(ca)], stdin=held.stdout, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         time.sleep(1)
-        new_pem, _ = _pem(tmp_path / "pki.json", renew=True)
+        new_pem, _ = https_pem(tmp_path / "pki.json", renew=True)
         (tmp_path / "new.pem").write_text(new_pem)
         out = subprocess.run(["bash", str(script), str(tmp_path / "new.pem"), str(sock), str(live)], capture_output=True, text=True, timeout=30)
         assert out.returncode == 0, out.stdout + out.stderr

@@ -184,6 +184,19 @@ def test_fewer_global_connections_than_server_slots_is_a_warning() -> None:
     assert "1000 is less than serverMaxconn 100 x 24 server lines = 2400" in warnings[0].message
 
 
+@pytest.mark.parametrize("image, floating", [
+    ("php:apache", True), ("php:latest", True), ("registry.example:5000/php:apache-bookworm", True),
+    ("php:8.2.29-apache-bookworm", False), ("registry.example:5000/php:8.3-apache", False),
+    ("php:apache@sha256:" + "a" * 64, False),
+])
+def test_a_floating_image_tag_is_a_warning(image: str, floating: bool) -> None:
+    """`php:apache` is valid Docker but moves with every upstream rebuild: warned, with the key."""
+    _, warnings = parse(values_with({"cluster.docker.image": image}))
+    assert [(w.path, w.severity) for w in warnings] == ([("cluster.docker.image", "warning")] if floating else [])
+    if floating:
+        assert "floating tag" in warnings[0].message and image in warnings[0].message
+
+
 @pytest.mark.parametrize(
     "changes, path, fragment",
     [

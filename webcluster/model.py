@@ -401,7 +401,7 @@ class Https(Strict):
     )
     redirect: bool = Field(
         False,
-        description="`true`: the plain HTTP ports answer every request with a 301 to the service's TLS port, and the TLS frontends send `Strict-Transport-Security`. Off by default: the seed's plain ports keep serving.",
+        description="`true`: the plain HTTP ports answer every request with a 308 (permanent, method and body kept) to the service's TLS port, same host and URI (a request without a Host header: to `dnsName`), and the TLS frontends send `Strict-Transport-Security`. Off by default: the seed's plain ports keep serving.",
     )
     hsts_max_age_s: int = Field(31536000, ge=0, le=63072000, description="`Strict-Transport-Security: max-age` sent on the TLS frontends when `redirect` is on.")
     stats_port: Optional[int] = Field(

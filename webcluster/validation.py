@@ -327,6 +327,7 @@ def _check_services(config: StackConfig) -> Iterator[Problem]:
             if k.docroot != s.storage:
                 yield Problem(f"{base}.containers", f"container {k.name} serves {k.docroot!r}, not the service's storage {s.storage!r}")
     yield from _check_maxconn(config, sum(len(topo.service_members(s)) for s in c.haproxy.services))
+    yield from _check_image_pinned(c.docker.image)
     for j, entry in enumerate(c.admin_networks):
         if entry in ("host", "external", "internal", "heartbeat"):
             continue
@@ -373,6 +374,17 @@ def _check_maxconn(config: StackConfig, server_lines: int) -> Iterator[Problem]:
             f"{t.maxconn} is less than serverMaxconn {t.server_maxconn} x {server_lines} server lines = {t.server_maxconn * server_lines}: the global limit is reached before the servers are full; raise it or lower cluster.haproxy.tuning.serverMaxconn",
             "warning",
         )
+
+
+def _check_image_pinned(image: str) -> Iterator[Problem]:
+    """A warning, not an error: a tag with no version in it (`php:apache`, `latest`) is a valid
+    reference, but Docker Hub moves it with every rebuild, so two Docker hosts pulling on different
+    days run different images, unnoticed. The model already refuses a reference with no tag at all."""
+    if "@" in image:
+        return
+    tag = image.rsplit("/", 1)[-1].partition(":")[2]
+    if tag and not any(ch.isdigit() for ch in tag):
+        yield Problem("cluster.docker.image", f"{image!r} names a floating tag ({tag!r}, no version in it): a rebuild upstream changes what runs; pin a version tag such as `php:8.2.29-apache-bookworm` or a digest (`@sha256:...`)", "warning")
 
 
 def _why_no_container(config: StackConfig, storage: str) -> str:

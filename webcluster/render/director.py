@@ -171,7 +171,12 @@ def _tls_context(topo: Topology) -> dict | None:
         "redirect": h.redirect,
         "hsts_max_age_s": h.hsts_max_age_s,
         "stats_port": h.stats_port,
+        "redirect_code": https.REDIRECT_CODE,
+        "redirect_host": https.REDIRECT_HOST,
         "locations": {s.name: https.redirect_location(s.tls_port) for s in topo.cluster.haproxy.services if s.tls_port is not None},
+        "fallback_locations": {
+            s.name: https.redirect_location(s.tls_port, https.redirect_fallback_host(topo)) for s in topo.cluster.haproxy.services if s.tls_port is not None
+        },
     }
 
 

@@ -52,10 +52,26 @@ def is_tls_key(key: str) -> bool:
     return key == PEM_KEY
 
 
-def redirect_location(host_port: int) -> str:
-    """Where a plain request is sent when the redirect is on: same host and URI, the TLS port."""
+# The request's Host header without a trailing `:port` (`[::1]:8000` -> `[::1]`, `www:8000` -> `www`),
+# as a sample expression: an IPv6 literal keeps its brackets and colons.
+REDIRECT_HOST = "req.hdr(host),regsub(:[0-9]+$,)"
+# 308, not 301: the client repeats the request with the same method and body (RFC 7538), a POST
+# stays a POST; both are permanent.
+REDIRECT_CODE = 308
+
+
+def redirect_location(host_port: int, host: str = f"%[{REDIRECT_HOST}]") -> str:
+    """Where a plain request is sent when the redirect is on: the TLS port, the same URI, and the
+    host the client asked for (`REDIRECT_HOST`) or, given, `host`."""
     port = "" if host_port == 443 else f":{host_port}"
-    return f"https://%[req.hdr(host),field(1,:)]{port}%[capture.req.uri]"
+    return f"https://{host}{port}%[capture.req.uri]"
+
+
+def redirect_fallback_host(topo: Topology) -> str:
+    """Where a request without a Host (HTTP/1.0) is redirected: the certificate's DNS name, the
+    external VIP without one."""
+    n = names(topo)
+    return (n.dns_names or n.addresses)[0]
 
 
 def add_files(b: NodeBuilder) -> list[str]:
