@@ -223,13 +223,18 @@ def test_a_rerun_adds_only_the_missing_spares(tmp_path: Path, wanted: int, prese
     assert mdadm_changes(calls) == []
 
 
+def assert_changes_nothing(nas: "Nas", script: str, conf: str) -> None:
+    """A run that succeeds without touching the array or the filesystem."""
+    r, calls = nas.run(script, conf)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert mdadm_changes(calls) == [] and not any(c.startswith(("mkfs", "mount")) for c in calls)
+
+
 def test_a_rerun_with_as_many_spares_as_configured_adds_none(tmp_path: Path) -> None:
     nas = Nas(tmp_path, data_disks=6)
     nas.existing_array(DISKS[:4], 1)
     script, conf = raid_step(1)
-    r, calls = nas.run(script, conf)
-    assert r.returncode == 0, r.stdout + r.stderr
-    assert mdadm_changes(calls) == [] and not any(c.startswith(("mkfs", "mount")) for c in calls)
+    assert_changes_nothing(nas, script, conf)
 
 
 def test_a_rerun_short_of_blank_disks_adds_none_and_fails(tmp_path: Path) -> None:
@@ -256,9 +261,7 @@ def test_without_spares_the_array_gets_three_disks_and_none_is_added_later(tmp_p
     assert r.returncode == 0, r.stdout + r.stderr
     assert mdadm_changes(calls) == ["mdadm --create /dev/md0 --run --level=5 --raid-devices=3 --spare-devices=0 --chunk=512 /dev/vdb /dev/vdc /dev/vdd"]
     assert "spares=" not in array_line(nas)
-    r, calls = nas.run(script, conf)
-    assert r.returncode == 0, r.stdout + r.stderr
-    assert mdadm_changes(calls) == [] and not any(c.startswith(("mkfs", "mount")) for c in calls)
+    assert_changes_nothing(nas, script, conf)
     assert (nas.state / "members").read_text().split() == DISKS[:3]
 
 
@@ -267,7 +270,5 @@ def test_without_spares_an_existing_array_gets_none(tmp_path: Path) -> None:
     nas = Nas(tmp_path, data_disks=5)
     nas.existing_array(DISKS[:3], 0)
     script, conf = raid_step(0)
-    r, calls = nas.run(script, conf)
-    assert r.returncode == 0, r.stdout + r.stderr
-    assert mdadm_changes(calls) == [] and not any(c.startswith(("mkfs", "mount")) for c in calls)
+    assert_changes_nothing(nas, script, conf)
     assert "spares=" not in array_line(nas)
