@@ -330,11 +330,11 @@ def test_apply_makes_a_row_per_change_and_stops_at_the_first_failed_step(tmp_pat
 
 @pytest.mark.parametrize("alive, marked, expected", [
     ({"g1", "g2"}, False, []),  # what `e2e run --keep` left: used as it is
-    ({"g1"}, False, [("restore", ["g2"])]),  # the Docker host the last check powered off
+    ({"g1"}, False, [("network",), ("restored",)]),  # one not running (the Docker host the last check powered off): all from one moment
     (set(), False, [("network",), ("restored",)]),  # nothing runs: every guest from its snapshot
     ({"g1", "g2"}, True, [("network",), ("restored",)]),  # changed by an earlier `e2e change`
 ])
-def test_running_uses_kept_guests_and_restores_the_rest(tmp_path, monkeypatch, alive, marked, expected) -> None:
+def test_running_uses_kept_guests_only_when_all_run(tmp_path, monkeypatch, alive, marked, expected) -> None:
     from webcluster.e2e import change as change_module
     from webcluster.e2e import guests, network
 
@@ -350,7 +350,6 @@ def test_running_uses_kept_guests_and_restores_the_rest(tmp_path, monkeypatch, a
     monkeypatch.setattr(change_module, "snapshot_key", lambda image, plan: "k")
     monkeypatch.setattr(change_module, "host_side", lambda topology, plan: None)
     monkeypatch.setattr(change_module, "restored", lambda plan, image, report: done.append(("restored",)) or True)
-    monkeypatch.setattr(change_module, "restore", lambda plan, image, report, names: done.append(("restore", list(names))))
     plan = PlanRecording("s", {"g1": None, "g2": None}, {})
     change_module.running(None, plan, None, None)
     assert done == expected
@@ -364,3 +363,26 @@ def test_leaf_is_the_first_certificate_of_a_chain_or_of_s_client_s_output() -> N
     assert leaf(server + ca) == server.strip()
     assert leaf("CONNECTED(00000003)\n---\nServer certificate\n" + server + "subject=CN = x\n") == server.strip()
     assert leaf("connect: Connection refused") == ""
+
+
+def test_a_change_waits_until_every_server_stayed_up_not_for_one_look(monkeypatch) -> None:
+    """A restored Docker host's servers came UP, went DOWN 40 s later and failed requests the
+    change was blamed for: healthy() returns only after every look for SERVERS_STEADY_S saw all UP."""
+    from webcluster.e2e import change as change_module
+
+    looks = iter(["UP", "DOWN", "UP", "UP", "UP", "UP", "UP", "UP"])
+    seen: list[str] = []
+    now = [0.0]
+
+    def stats(c):
+        now[0] += 2  # a look every 2 s
+        seen.append(next(looks))
+        return [{"svname": "FRONTEND", "status": "OPEN"}, {"svname": "web1", "status": seen[-1]}]
+
+    monkeypatch.setattr(change_module, "services_answer", lambda c, within: "")
+    monkeypatch.setattr(change_module, "stats_csv", stats)
+    monkeypatch.setattr(change_module, "SERVERS_STEADY_S", 6)
+    monkeypatch.setattr(change_module.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(change_module, "wait_until", lambda what, ok, timeout, pause: next(r for r in iter(ok, None) if r))
+    change_module.healthy(type("C", (), {"vip_watch": None})())
+    assert seen == ["UP", "DOWN", "UP", "UP", "UP", "UP"], "the DOWN look restarts the window; UP looks spanning 6 s end it"
