@@ -85,11 +85,31 @@ def bridged_namespaces(hub: str, holders: dict[str, str]) -> Iterator[None]:
             netns.del_netns(ns)
 
 
+def free_ports(n: int) -> list[int]:
+    """`n` distinct loopback ports nothing listens on (held together while chosen: no repeats)."""
+    held: list[socket.socket] = []
+    try:
+        for _ in range(n):
+            held.append(socket.socket())
+            held[-1].bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in held]
+    finally:
+        for s in held:
+            s.close()
+
+
 def free_port() -> int:
     """A loopback port nothing listens on (a server HAProxy's checks see DOWN)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_ports(1)[0]
+
+
+def fake_programs(bin_dir: Path, programs: dict[str, str]) -> Path:
+    """Tiny bash programs standing in for real ones (`name -> body`), in `bin_dir` (created) to put first on PATH."""
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    for name, body in programs.items():
+        (bin_dir / name).write_text(f"#!/bin/bash\n{body}\n")
+        (bin_dir / name).chmod(0o755)
+    return bin_dir
 
 
 def haproxy_and_a_server() -> socket.socket:

@@ -39,7 +39,7 @@ from typing import Any, Callable, Iterator, Optional
 
 import pytest
 
-from conftest import https_pem
+from conftest import free_ports, https_pem
 from webcluster.model import StackConfig
 from webcluster.render import https, render_cluster
 from webcluster.render.placeholders import secret
@@ -124,19 +124,6 @@ def stand_in(name: str, requests: Requests) -> _Server:
 
 
 # --------------------------------------------------------------------------- the rendered config on loopback
-
-
-def free_ports(n: int) -> list[int]:
-    """`n` distinct loopback ports nothing listens on (held together while chosen: no repeats)."""
-    held: list[socket.socket] = []
-    try:
-        for _ in range(n):
-            held.append(socket.socket())
-            held[-1].bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in held]
-    finally:
-        for s in held:
-            s.close()
 
 
 def stack(redirect: bool, tuning: dict[str, int]) -> tuple[StackConfig, dict[str, int], dict[str, int]]:

@@ -12,6 +12,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
+from conftest import fake_programs
 from webcluster.render import ClusterPlan, render_cluster
 from webcluster.render.builder import STEP_STAMPS
 from webcluster.render.director import HAPROXY_CFG, HAPROXY_DROPIN, HAPROXY_ROLL_STEP, haproxy_roll_order
@@ -106,11 +108,7 @@ class Director:
 
     def __init__(self, tmp: Path, plan: ClusterPlan, node: str):
         self.tmp = tmp
-        self.bin = tmp / "bin"
-        self.bin.mkdir()
-        for name, body in FAKES.items():
-            (self.bin / name).write_text(f"#!/bin/bash\n{body}\n")
-            (self.bin / name).chmod(0o755)
+        self.bin = fake_programs(tmp / "bin", FAKES)
         self.cfg = tmp / "haproxy.cfg"
         self.cert = tmp / "site.pem"
         self.log = tmp / "log"

@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any, Iterator, Optional
 
 import pytest
+
+from conftest import free_port
 import yaml
 
 from webcluster import netns
@@ -619,12 +621,6 @@ def build_db(plan: ClusterPlan, node: str, call: str, seed: str, tmp_path: Path)
         return out
     finally:
         box.destroy()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def tls_handshake(server_db: Path, client_db: Path, tmp_path: Path) -> subprocess.CompletedProcess:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import subprocess
 import time
 import urllib.request
@@ -18,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from conftest import free_port
 from webcluster.cib import crm_load, empty_quorate_cib
 from webcluster.metrics import vip_held
 from webcluster.model import StackConfig
@@ -249,12 +249,6 @@ def test_sync_writes_what_the_nics_hold_and_restarts_the_sequence(agent: Agent) 
     assert agent.held() == {"192.168.1.200": 1, "10.0.100.200": 0}
     agent.sync(enp0s8="10.0.100.200")  # a Pacemaker already running at deployment: the NICs say
     assert agent.held() == {"192.168.1.200": 0, "10.0.100.200": 1}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.skipif(shutil.which("prometheus-node-exporter") is None, reason="needs Debian's prometheus-node-exporter")

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from conftest import fake_programs
 from webcluster.model import StackConfig
 from webcluster.render import render_cluster
 from webcluster.render.builder import STEP_STAMPS
@@ -114,11 +115,9 @@ class Nas:
         self.state = tmp / "state"
         self.log = tmp / "log"
         self.mdadm_conf = tmp / "mdadm.conf"
-        for d in (self.bin, self.state, tmp / "tmp"):
+        for d in (self.state, tmp / "tmp"):
             d.mkdir()
-        for name, body in FAKES.items():
-            (self.bin / name).write_text(f"#!/bin/bash\n{body}\n")
-            (self.bin / name).chmod(0o755)
+        fake_programs(self.bin, FAKES)
         (self.state / "disks").write_text("".join(f"{d}\n" for d in DISKS[:data_disks]))
         (tmp / "boot-finished").touch()
         (tmp / "fstab").write_text("LABEL=cloudimg-rootfs / ext4 discard,errors=remount-ro 0 1\n")

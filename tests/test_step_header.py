@@ -8,10 +8,11 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+from conftest import fake_programs
 from webcluster.render.builder import STEP_STAMPS
 from webcluster.render.templating import render
 
-SYSTEMCTL = '#!/bin/bash\necho "$*" >> "$LOG"\ncase "$1" in is-enabled) [ -e "$STATE/enabled-$3" ];; *) true;; esac\n'
+SYSTEMCTL = 'echo "$*" >> "$LOG"\ncase "$1" in is-enabled) [ -e "$STATE/enabled-$3" ];; *) true;; esac'
 
 
 class Node:
@@ -19,9 +20,7 @@ class Node:
 
     def __init__(self, tmp: Path):
         self.tmp = tmp
-        (tmp / "bin").mkdir()
-        (tmp / "bin" / "systemctl").write_text(SYSTEMCTL)
-        (tmp / "bin" / "systemctl").chmod(0o755)
+        fake_programs(tmp / "bin", {"systemctl": SYSTEMCTL})
         self.dropin = tmp / "haproxy.service.conf"
         self.dropin.write_text("[Service]\nExecReload=/a\n")
         self.log = tmp / "log"
