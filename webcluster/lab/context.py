@@ -15,7 +15,7 @@ from ..errors import UsageError
 from ..model import Director
 from ..stackfile import load_stack_file
 from ..topology import Topology
-from . import faults, network, pacemaker, probe
+from . import faults, haproxy_log, network, pacemaker, probe
 from .state import CLIENT, LabState, lab_secrets, netns_name
 
 LOAD_SCRIPT = Path(__file__).with_name("load.py")
@@ -139,4 +139,10 @@ class LabContext:
         return json.loads(out)
 
     def load(self, url: str, requests: int, concurrency: int = 10) -> dict:
-        return self.finish_load(self.start_load(url, requests, concurrency))
+        """The load generator's result; with failures, also what the directors logged of them
+        (`haproxy_failures`: server, timers, termination state), for the test's message."""
+        since = haproxy_log.log_offset()
+        result = self.finish_load(self.start_load(url, requests, concurrency))
+        if result["failed"]:
+            result["haproxy_failures"] = [str(r) for r in haproxy_log.request_failures(since)]
+        return result

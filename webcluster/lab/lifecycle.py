@@ -17,7 +17,7 @@ from ..render.placeholders import fill
 from ..render.plan import ClusterPlan, NodePlan, RenderedFile
 from ..stackfile import LoadedStack, load_stack_file
 from ..topology import ROLE_BACKEND, ROLE_DIRECTOR, ROLE_GLUSTER, ROLE_NAS, Topology
-from . import apache, gluster, network, node_metrics, pacemaker, processes
+from . import apache, gluster, haproxy_log, network, node_metrics, pacemaker, processes
 from .gluster_pki import lab_pki_values
 from .https_pki import lab_https_values
 from .state import BRIDGES, LAB_ROOT, LINK_PREFIX, NETNS_PREFIX, LabState, lab_secrets, sandbox
@@ -133,6 +133,8 @@ def up(stack: LoadedStack, stack_file: str, progress: Progress = print) -> LabSt
     if node_metrics.start_all(state, topo):
         step(f"node-exporter on every node's internal address, port {topo.cluster.node_metrics.port}")
 
+    haproxy_log.start(state, [d.name for d in topo.directors])
+    step("directors' HAProxy request logs: " + str(processes.log_path(processes.HOST, haproxy_log.ROLE)))
     if pacemaker.is_pacemaker(topo):
         pacemaker.bring_up(state, topo, plan, step, run_step)  # Pacemaker starts HAProxy itself
     else:

@@ -1,0 +1,124 @@
+"""The directors' HAProxy request logs in the lab: what rsyslog gives a real director.
+
+The rendered haproxy.cfg logs to /dev/log from inside its chroot, so on a director it is
+rsyslog's socket in /var/lib/haproxy/dev/log (Debian's rsyslog drop-in) that hears it. The
+lab has no rsyslog: this service (node processes.HOST, like the power switch, so `lab down`
+stops it) binds that socket in every director's private /var/lib/haproxy and writes each
+message, prefixed with the director's name, to its own log. A failed request then names its
+server, its timers and its termination state (`request_failures`), where a test only saw a
+status code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import select
+import socket
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence
+
+from . import processes
+from .state import LabState, sandbox
+
+ROLE = "haproxy-log"  # its role in the lab state, on node processes.HOST
+CHROOT = "/var/lib/haproxy"  # the rendered haproxy.cfg's `chroot` (tests/test_lab_haproxy_log.py holds them equal)
+LOG_TARGET = "/dev/log"  # the rendered haproxy.cfg's `log` target, resolved inside the chroot
+# An `option httplog` line: [accept date] frontend backend/server Tq/Tw/Tc/Tr/Ta status bytes
+# cookies(2) termination-state connection-counts retries.
+HTTPLOG = re.compile(
+    r"\[(?P<accepted>[^\]]+)\] (?P<frontend>\S+) (?P<backend>[^/\s]+)/(?P<server>\S+) "
+    r"(?P<timers>-?\d+/-?\d+/-?\d+/-?\d+/-?\d+) (?P<status>-?\d+) \S+ \S+ \S+ (?P<termination>\S+) \S+ (?P<retries>\S+)"
+)
+
+
+def socket_path(director: str) -> Path:
+    """Where a director's HAProxy sends its log lines, on the host."""
+    return sandbox(director).path(CHROOT + LOG_TARGET)
+
+
+def _bind(path: Path) -> socket.socket:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(path))
+    os.chmod(path, 0o666)  # HAProxy writes as user haproxy after dropping root
+    return sock
+
+
+def serve(directors: Sequence[str]) -> None:
+    """Receive every director's messages and print them, one line each, prefixed with its name."""
+    sockets = {_bind(socket_path(d)): d for d in directors}
+    while True:
+        ready, _, _ = select.select(list(sockets), [], [])
+        for sock in ready:
+            message = sock.recv(65536).decode(errors="replace").rstrip("\n")
+            print(f"{sockets[sock]} {message}", flush=True)
+
+
+def start(state: LabState, directors: Sequence[str], timeout: float = 15.0) -> None:
+    """Start the receiver before the directors' HAProxy (it logs to a socket that exists or nowhere)."""
+    package_root = Path(__file__).resolve().parents[2]
+    argv = ["env", f"PYTHONPATH={package_root}", sys.executable, "-m", "webcluster.lab.haproxy_log", *directors]
+    processes.start(state, processes.HOST, ROLE, argv)
+    deadline = time.monotonic() + timeout
+    while not all(socket_path(d).is_socket() for d in directors):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the lab's HAProxy log receiver made no socket within {timeout:.0f} s (see {processes.log_path(processes.HOST, ROLE)})")
+        time.sleep(0.05)
+
+
+@dataclass(frozen=True)
+class RequestLog:
+    director: str
+    frontend: str
+    backend: str
+    server: str
+    timers: str  # Tq/Tw/Tc/Tr/Ta (ms)
+    status: int
+    termination: str  # e.g. sH--: the server's response timed out
+    retries: str  # retries/redispatches
+
+    def __str__(self) -> str:
+        return f"{self.director}: {self.frontend} -> {self.backend}/{self.server} {self.status} {self.termination} timers {self.timers} retries {self.retries}"
+
+
+def parse(line: str) -> Optional[RequestLog]:
+    """One request of the receiver's log, or None for another message (health checks, starts)."""
+    m = HTTPLOG.search(line)
+    if not m:
+        return None
+    return RequestLog(line.split(" ", 1)[0], m["frontend"], m["backend"], m["server"], m["timers"], int(m["status"]), m["termination"], m["retries"])
+
+
+def log_offset() -> int:
+    """The receiver log's size now: request_failures(since=...) then reads only what came after."""
+    path = processes.log_path(processes.HOST, ROLE)
+    return path.stat().st_size if path.exists() else 0
+
+
+def request_failures(since: int = 0, frontend: Optional[str] = None) -> list[RequestLog]:
+    """Requests a director answered with a 5xx (or none at all) after byte `since` of the log."""
+    path = processes.log_path(processes.HOST, ROLE)
+    if not path.exists():
+        return []
+    with path.open("rb") as f:
+        f.seek(since)
+        text = f.read().decode(errors="replace")
+    found = (parse(line) for line in text.splitlines())
+    return [r for r in found if r and (r.status >= 500 or r.status < 0) and frontend in (None, r.frontend)]
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m webcluster.lab.haproxy_log", description="the lab directors' HAProxy log receiver")
+    parser.add_argument("directors", nargs="+")
+    serve(parser.parse_args(argv).directors)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
