@@ -23,6 +23,11 @@ HAPROXY_ADMIN_SOCKET = "/run/haproxy/admin.sock"
 HAPROXY_PIDFILE = "/run/haproxy.pid"  # Debian's unit: -p $PIDFILE; the master's PID
 HAPROXY_ROLL_STEP = "60-haproxy-roll"  # after the HA stack's steps: not on the way to the VIPs on a first deployment
 HAPROXY_RELOAD_TIMEOUT_S = 30  # for a new worker to answer: parsing the config and the health-check setup take well under 1 s
+HAPROXY_CLI_TIMEOUT_S = 5  # one admin-socket command of the reload script (socat), connect to the answer's end
+# systemd bounds ExecReload by TimeoutStartSec (90 s by default; a starved emulated director's reload
+# was killed at 90 s): the drop-in's bound covers the script's own (haproxy -c, three admin-socket
+# commands and the wait for the new worker) with room for a slow `haproxy -c`. It also bounds a start.
+HAPROXY_UNIT_TIMEOUT_S = 300
 
 
 @dataclass(frozen=True)
@@ -107,8 +112,15 @@ def add_director(b: NodeBuilder, director: Director) -> Step:
         server_state_file=HAPROXY_STATE,
         pid_file=HAPROXY_PIDFILE,
         reload_timeout_s=HAPROXY_RELOAD_TIMEOUT_S,
+        cli_timeout_s=HAPROXY_CLI_TIMEOUT_S,
     )
-    dropin = b.file(HAPROXY_DROPIN, "director/haproxy.service.conf.j2", reload_script=HAPROXY_RELOAD, server_state_file=HAPROXY_STATE)
+    dropin = b.file(
+        HAPROXY_DROPIN,
+        "director/haproxy.service.conf.j2",
+        reload_script=HAPROXY_RELOAD,
+        server_state_file=HAPROXY_STATE,
+        timeout_s=HAPROXY_UNIT_TIMEOUT_S,
+    )
     haproxy = b.step(
         "40-haproxy",
         "HAProxy load balancer (started on the first run; a change is applied by " + HAPROXY_ROLL_STEP + ")",
