@@ -179,7 +179,7 @@ class Vrrp(Strict):
         5,
         ge=1,
         le=60,
-        description="keepalived kills a check run (chk_haproxy, chk_backends) slower than this and counts it as failed, which moves the VIPs. A dead HAProxy fails the check at once (connection refused) whatever this is, so this only bounds a hung check: it is generous because a director that is merely busy (seen in emulated guests: runs of 2-4 s) must not drop the VIPs.",
+        description="keepalived kills a check run (chk_haproxy, chk_backends) slower than this and counts it as failed, which moves the VIPs. A dead HAProxy fails chk_haproxy at once (connection refused) whatever this is, and chk_backends gives up on a silent HAProxy after 1 s (unknown, passes), so this only bounds a hung check: it is generous because a director that is merely busy (seen in emulated guests: runs of 2-4 s) must not drop the VIPs.",
     )
 
 
