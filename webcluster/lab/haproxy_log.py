@@ -62,8 +62,7 @@ def serve(directors: Sequence[str]) -> None:
 
 def start(state: LabState, directors: Sequence[str], timeout: float = 15.0) -> None:
     """Start the receiver before the directors' HAProxy (it logs to a socket that exists or nowhere)."""
-    package_root = Path(__file__).resolve().parents[2]
-    argv = ["env", f"PYTHONPATH={package_root}", sys.executable, "-m", "webcluster.lab.haproxy_log", *directors]
+    argv = processes.module_argv("webcluster.lab.haproxy_log", *directors)
     processes.start(state, processes.HOST, ROLE, argv)
     deadline = time.monotonic() + timeout
     while not all(socket_path(d).is_socket() for d in directors):

@@ -25,7 +25,6 @@ import struct
 import sys
 import time
 from contextlib import contextmanager
-from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Optional, Sequence
 
 if TYPE_CHECKING:
@@ -145,8 +144,9 @@ def _rules(op: str, nic: str, queue: int) -> list[list[str]]:
 
 def delayer_argv(queue: int, delay: float, seconds: float) -> list[str]:
     """This module as a lab process holding the queue's packets for `delay` s, for at most `seconds`."""
-    root = Path(__file__).resolve().parents[2]
-    return ["env", f"PYTHONPATH={root}", sys.executable, "-m", "webcluster.lab.latency", "--queue", str(queue), "--delay-ms", str(round(delay * 1000)), "--seconds", str(seconds)]
+    from . import processes
+
+    return processes.module_argv("webcluster.lab.latency", "--queue", str(queue), "--delay-ms", str(round(delay * 1000)), "--seconds", str(seconds))
 
 
 @contextmanager

@@ -210,8 +210,7 @@ def serve(path: Path, vips: Sequence[str]) -> None:
 
 def start(state: LabState, vips: Sequence[str], timeout: float = 15.0) -> None:
     """Start the switch (recorded in the lab state) and wait, bounded, until it answers."""
-    package_root = Path(__file__).resolve().parents[2]
-    argv = ["env", f"PYTHONPATH={package_root}", sys.executable, "-m", "webcluster.lab.power", "--socket", str(SOCKET), "--vips", ",".join(vips)]
+    argv = processes.module_argv("webcluster.lab.power", "--socket", str(SOCKET), "--vips", ",".join(vips))
     processes.start(state, processes.HOST, ROLE, argv)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

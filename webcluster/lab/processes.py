@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import time
 from pathlib import Path
 from typing import Optional, Sequence
@@ -33,6 +34,11 @@ PID_FILES = {
     # it before a start (ExecStartPre), so a start never brings back a drain from some earlier reload.
     "haproxy": (HAPROXY_STATE,),
 }
+
+
+def module_argv(module: str, *args: str) -> list[str]:
+    """A module of this package run as a lab process (`python -m`), whatever the current directory."""
+    return ["env", f"PYTHONPATH={Path(__file__).resolve().parents[2]}", sys.executable, "-m", module, *args]
 
 
 def log_path(node: str, role: str) -> Path:
