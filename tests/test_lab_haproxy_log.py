@@ -50,4 +50,3 @@ def test_failures_are_the_5xx_after_the_offset(tmp_path: Path, monkeypatch: pyte
     with log.open("a") as f:
         f.write(f"{CHECK}\n{OK}\n{TIMEOUT.replace('cluster34p', 'cluster24p')}\n")
     assert [r.server for r in haproxy_log.request_failures(offset)] == ["cluster24p"]
-    assert haproxy_log.request_failures(offset, frontend="haproxy-http") == []

@@ -17,11 +17,11 @@ import re
 import select
 import socket
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
+from ..waiting import wait_until
 from . import processes
 from .state import LabState, sandbox
 
@@ -31,7 +31,7 @@ LOG_TARGET = "/dev/log"  # the rendered haproxy.cfg's `log` target, resolved ins
 # An `option httplog` line: [accept date] frontend backend/server Tq/Tw/Tc/Tr/Ta status bytes
 # cookies(2) termination-state connection-counts retries.
 HTTPLOG = re.compile(
-    r"\[(?P<accepted>[^\]]+)\] (?P<frontend>\S+) (?P<backend>[^/\s]+)/(?P<server>\S+) "
+    r"\[[^\]]+\] (?P<frontend>\S+) (?P<backend>[^/\s]+)/(?P<server>\S+) "
     r"(?P<timers>-?\d+/-?\d+/-?\d+/-?\d+/-?\d+) (?P<status>-?\d+) \S+ \S+ \S+ (?P<termination>\S+) \S+ (?P<retries>\S+)"
 )
 
@@ -64,11 +64,7 @@ def start(state: LabState, directors: Sequence[str], timeout: float = 15.0) -> N
     """Start the receiver before the directors' HAProxy (it logs to a socket that exists or nowhere)."""
     argv = processes.module_argv("webcluster.lab.haproxy_log", *directors)
     processes.start(state, processes.HOST, ROLE, argv)
-    deadline = time.monotonic() + timeout
-    while not all(socket_path(d).is_socket() for d in directors):
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"the lab's HAProxy log receiver made no socket within {timeout:.0f} s (see {processes.log_path(processes.HOST, ROLE)})")
-        time.sleep(0.05)
+    wait_until(f"the HAProxy log receiver's sockets (see {processes.log_path(processes.HOST, ROLE)})", lambda: all(socket_path(d).is_socket() for d in directors), timeout)
 
 
 @dataclass(frozen=True)
@@ -100,7 +96,7 @@ def log_offset() -> int:
     return path.stat().st_size if path.exists() else 0
 
 
-def request_failures(since: int = 0, frontend: Optional[str] = None) -> list[RequestLog]:
+def request_failures(since: int = 0) -> list[RequestLog]:
     """Requests a director answered with a 5xx (or none at all) after byte `since` of the log."""
     path = processes.log_path(processes.HOST, ROLE)
     if not path.exists():
@@ -109,7 +105,7 @@ def request_failures(since: int = 0, frontend: Optional[str] = None) -> list[Req
         f.seek(since)
         text = f.read().decode(errors="replace")
     found = (parse(line) for line in text.splitlines())
-    return [r for r in found if r and (r.status >= 500 or r.status < 0) and frontend in (None, r.frontend)]
+    return [r for r in found if r and (r.status >= 500 or r.status < 0)]
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
