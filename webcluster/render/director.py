@@ -22,12 +22,17 @@ HAPROXY_STATE = "/var/lib/haproxy/server-state"
 HAPROXY_ADMIN_SOCKET = "/run/haproxy/admin.sock"
 HAPROXY_PIDFILE = "/run/haproxy.pid"  # Debian's unit: -p $PIDFILE; the master's PID
 HAPROXY_ROLL_STEP = "60-haproxy-roll"  # after the HA stack's steps: not on the way to the VIPs on a first deployment
-HAPROXY_RELOAD_TIMEOUT_S = 30  # for a new worker to answer: parsing the config and the health-check setup take well under 1 s
-HAPROXY_CLI_TIMEOUT_S = 5  # one admin-socket command of the reload script (socat), connect to the answer's end
+# The reload script's bounds only matter when something is wrong (on real hardware a new worker
+# answers within a second), so they are generous: in the e2e (2 December, `e2e change`, standby2
+# under client load) `haproxy -c` plus two admin-socket commands took 55 s, the 5 s command bound
+# expired (the servers' state was not saved) and the master forked its new worker 37 s after
+# SIGUSR2, 7 s past a 30 s bound: a reload that worked failed its step.
+HAPROXY_RELOAD_TIMEOUT_S = 120  # for a new worker to answer after SIGUSR2
+HAPROXY_CLI_TIMEOUT_S = 20  # one admin-socket command of the reload script (socat), connect to the answer's end
 # systemd bounds ExecReload by TimeoutStartSec (90 s by default; a starved emulated director's reload
 # was killed at 90 s): the drop-in's bound covers the script's own (haproxy -c, three admin-socket
 # commands and the wait for the new worker) with room for a slow `haproxy -c`. It also bounds a start.
-HAPROXY_UNIT_TIMEOUT_S = 300
+HAPROXY_UNIT_TIMEOUT_S = 600
 
 
 @dataclass(frozen=True)
