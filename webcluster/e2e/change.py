@@ -19,15 +19,16 @@ from typing import Callable, Optional
 from webcluster.render import templating
 from webcluster.topology import ROLE_BACKEND, Topology
 
-from . import guests, network, timeline
+from . import changeplot, guests, network, timeline
 from .changes import Change, Row, Variant, all_pass, changed_steps, plan_of_changed, set_key, table, templates_edited
-from .checks import STEADY_VIP_S, CheckFailed, Cluster, http_get, on, request_timeout, services_answer, stats_csv, watch_vip
+from .checks import STEADY_VIP_S, CheckFailed, Cluster, http_get, on, request_timeout, services_answer, stats_auth, stats_csv, watch_vip
 from .image import GuestImage
 from .load import Load
 from .pki import new_https_certificate
 from .recording import PlanRecording, record, stack_config
 from .replay import StepResult, replay
 from .run import Report, host_side, recorded_stack, restored, snapshot_key
+from .serverwatch import ServerWatch, report_lines
 from .shell import log, run
 from .ssh import key_pair
 from ..waiting import Timeout, wait_until
@@ -184,9 +185,16 @@ def urls_by_mode(c: Cluster) -> dict[str, list[str]]:
     return {mode: [u for n, u in sorted(c.services.items()) if modes(c).get(n) == mode] for mode in ("http", "tcp")}
 
 
-def apply(c: Cluster, stack: str, changes: list[Change], rows: list[Row], all_steps: list[StepResult]) -> None:
+def plot_path(out: Path, change: str) -> Path:
+    """Where a change's server-state plot goes: changes-<name, dashed>.png."""
+    return out / f"changes-{re.sub(r'[^a-z0-9]+', '-', change.lower()).strip('-')}.png"
+
+
+def apply(c: Cluster, stack: str, changes: list[Change], rows: list[Row], all_steps: list[StepResult], out: Path) -> None:
     """Apply `changes` one after another, a row each (appended as it starts, so an error still
-    leaves the rows so far); the first that fails ends the run."""
+    leaves the rows so far); the first that fails ends the run. Meanwhile every director's view
+    of the servers is watched: the row lists what left UP, and a plot per change shows it beside
+    the failed requests and VIP moves."""
     private, public = key_pair()
     before, variant = c.plan, Variant()
     for change in changes:
@@ -209,14 +217,18 @@ def apply(c: Cluster, stack: str, changes: list[Change], rows: list[Row], all_st
             row.error = f"before the change: {exc}"
             break
         guests.CHANGED_MARK.touch()
+        servers = ServerWatch(c.plan.outputs["statsUrls"], stats_auth(c), http_get)
         load = Load(urls_by_mode(c), LOAD_CLIENTS, request_timeout(c), LOAD_MAX_S, c.vip_watch)
-        start = time.monotonic()
+        start, started = time.monotonic(), time.time()
         try:
             results = replay(plan_of_changed(after, names), lambda guest: None)
             time.sleep(AFTER_STEPS_S)
         finally:
             counted = load.stop()
+            samples = servers.stop()
         row.seconds = time.monotonic() - start
+        row.servers = report_lines(samples, started)
+        changeplot.plot(change.name, samples, counted.failures, counted.vip_moves, started, plot_path(out, change.name))
         all_steps += results
         row.sent = counted.sent
         row.failed = {mode: counted.reasons(mode) for mode in ("http", "tcp")}
@@ -249,7 +261,7 @@ def e2e_change(stack: str, only: Optional[list[str]], out: Path) -> tuple[str, b
             on_guests = OnGuests(lambda: new_https_certificate(topology), lambda old, new: tag_on_docker_hosts(c, old, new),
                                  lambda page, text: served(c, page, text), lambda chain: certificate_served(c, chain))
             changes = the_changes(stack_config(stack), topology, on_guests)
-            apply(c, stack, [ch for ch in changes if not only or ch.name in only], rows, steps)
+            apply(c, stack, [ch for ch in changes if not only or ch.name in only], rows, steps, out)
         finally:
             watch.stop()
     except Exception as exc:  # noqa: BLE001 - reported in the table
