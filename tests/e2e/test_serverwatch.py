@@ -98,12 +98,20 @@ def test_the_watch_records_a_drain_and_its_end_per_director(director: Director) 
     wait_until("checks settled", lambda: states(director) == {"web/up": "UP", "web/gone": "DOWN"}, 10, 0.2)
     watch = ServerWatch({"d1": director.url, "d2": director.url, "silent": f"http://127.0.0.1:{free_port()}/"}, director.auth, fetch, poll_s=0.1)
     t0 = time.time()
-    time.sleep(0.5)
-    admin(director, "set server web/up state drain")
-    time.sleep(0.5)
-    admin(director, "set server web/up state ready")
-    time.sleep(0.5)
-    samples = watch.stop()
+
+    def seen_by_both(state: str, after: float) -> bool:
+        return {s.director for s in list(watch.samples) if s.at > after and s.states and s.states["web/up"] == state} == {"d1", "d2"}
+
+    try:
+        wait_until("a look at both directors", lambda: seen_by_both("UP", t0), 10, 0.05)
+        drained = time.time()
+        admin(director, "set server web/up state drain")
+        wait_until("the drain seen on both", lambda: seen_by_both("DRAIN", drained), 10, 0.05)
+        ready = time.time()
+        admin(director, "set server web/up state ready")
+        wait_until("the end of the drain seen on both", lambda: seen_by_both("UP", ready), 10, 0.05)
+    finally:
+        samples = watch.stop()
     moves = [(t.director, t.server, t.before, t.after) for t in transitions(samples)]
     assert sorted(moves) == [("d1", "web/up", "DRAIN", "UP"), ("d1", "web/up", "UP", "DRAIN"), ("d2", "web/up", "DRAIN", "UP"), ("d2", "web/up", "UP", "DRAIN")]
     assert [t.after for t in transitions(samples) if t.director == "d1"] == ["DRAIN", "UP"]
