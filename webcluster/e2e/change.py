@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from webcluster.render import templating
-from webcluster.topology import ROLE_BACKEND, Topology
+from webcluster.topology import ROLE_BACKEND, ROLE_DIRECTOR, Topology
 
-from . import changeplot, guests, network, timeline
+from . import changeplot, guests, haproxy_journal, network, timeline
 from .changes import Change, Row, Variant, all_pass, changed_steps, plan_of_changed, set_key, table, templates_edited
 from .checks import STEADY_VIP_S, CheckFailed, Cluster, http_get, on, request_timeout, services_answer, stats_auth, stats_csv, watch_vip
 from .image import GuestImage
@@ -37,6 +37,7 @@ LOAD_CLIENTS = 2  # per mode: the requests in flight, so the TCP loss budget
 LOAD_MAX_S = 3600  # a change's load ends by then whatever its steps do (each step: replay.STEP_TIMEOUT_S)
 AFTER_STEPS_S = 3  # the load goes on this long after the last step
 HEALTHY_WAIT_S = 300
+JOURNAL_TIMEOUT_S = 240  # reading a director's journal over SSH after a change that lost requests
 SERVERS_STEADY_S = 30  # every server UP at every look for this long before a change starts
 CONTENT_PAGE = "content/imagen.html.j2"
 CONTENT_MARKER = "<p>e2e change: new content</p>"
@@ -227,7 +228,10 @@ def apply(c: Cluster, stack: str, changes: list[Change], rows: list[Row], all_st
             counted = load.stop()
             samples = servers.stop()
         row.seconds = time.monotonic() - start
-        row.servers = report_lines(samples, started)
+        row.watched = report_lines(samples, started)
+        if counted.failures:
+            found, unread = haproxy_journal.failed_requests(lambda d, script: on(c, d, script, timeout=JOURNAL_TIMEOUT_S, tries=2), c.nodes(ROLE_DIRECTOR), row.seconds)
+            row.watched += haproxy_journal.report_lines(found, unread)
         changeplot.plot(change.name, samples, counted.failures, counted.vip_moves, started, plot_path(out, change.name))
         all_steps += results
         row.sent = counted.sent
