@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from webcluster import requestlog
 from webcluster.lab import haproxy_log, processes
 from webcluster.render.director import HAPROXY_CFG
 from webcluster.render.plan import ClusterPlan
@@ -16,6 +17,8 @@ OK = 'cluster1 <134>Dec  2 05:57:27 haproxy[11414]: 192.168.1.254:44260 [02/Dec/
 TIMEOUT = 'standby1 <134>Dec  2 05:57:36 haproxy[11415]: 192.168.1.254:46734 [02/Dec/2026:05:57:33.534] haproxy-http_g http-servers-g/cluster34p 0/0/0/-1/3001 504 194 - - sH-- 9/9/8/2/0 0/0 "GET /index.php HTTP/1.1"'
 CHECK = "cluster1 <133>Dec  2 05:57:35 haproxy[11414]: Health check for server http-servers/cluster41p failed, reason: Layer4 timeout, check duration: 1001ms, status: 2/3 UP."
 START = "cluster1 <133>Dec  2 05:57:20 haproxy[11414]: Proxy haproxy-http started."
+# A TCP-mode session the server reset before answering (curl: "Empty reply from server"), as HAProxy 2.6 here logged it with `option tcplog`.
+TCP_CUT = "127.0.0.1:44660 [02/Dec/2026:09:19:33.441] haproxy-tcp tcp-servers/cluster22p 1/0/2 0 SD 1/1/0/0/0 0/0"
 
 
 def directives(plan: ClusterPlan, director: str, keyword: str) -> list[str]:
@@ -32,12 +35,25 @@ def test_the_receiver_binds_where_the_rendered_haproxy_logs(dev_plan: ClusterPla
 
 
 def test_a_request_line_is_read_field_by_field() -> None:
-    r = haproxy_log.parse(TIMEOUT)
+    r = requestlog.parse(TIMEOUT)
     assert r is not None
     assert (r.director, r.frontend, r.backend, r.server) == ("standby1", "haproxy-http_g", "http-servers-g", "cluster34p")
-    assert (r.timers, r.status, r.termination, r.retries) == ("0/0/0/-1/3001", 504, "sH--", "0/0")
-    assert "cluster34p 504 sH--" in str(r)
-    assert haproxy_log.parse(CHECK) is None and haproxy_log.parse(START) is None
+    assert (r.timers, r.status, r.termination, r.retries) == ("0/0/0/-1/3001", 504, "sH--", "0")
+    assert "cluster34p 504 sH--" in str(r) and r.failed()
+    assert not requestlog.parse(OK).failed()
+    assert requestlog.parse(CHECK) is None and requestlog.parse(START) is None
+
+
+def test_a_tcp_mode_line_is_read_and_failed_only_when_not_the_client_s_doing() -> None:
+    """tcplog lines (the TCP-mode services) have three timers and no status: a session the server
+    ended (SD) or HAProxy killed as its server went DOWN (D) failed; a normal close did not."""
+    r = requestlog.parse(TCP_CUT, director="standby2")
+    assert r is not None and (r.director, r.backend, r.server, r.timers, r.status, r.termination, r.retries) == (
+        "standby2", "tcp-servers", "cluster22p", "1/0/2", None, "SD", "0")
+    assert r.failed() and "cluster22p tcp SD" in str(r)
+    assert not requestlog.parse(TCP_CUT.replace(" SD ", " -- ")).failed()  # the same session closed normally
+    assert not requestlog.parse(TCP_CUT.replace(" SD ", " CD ")).failed()
+    assert [x.server for x in requestlog.failures([TCP_CUT, OK, TIMEOUT, CHECK], "d")] == ["cluster22p", "cluster34p"]
 
 
 def test_failures_are_the_5xx_after_the_offset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -5,14 +5,17 @@ and that recording the steps' triggers left the snapshot key alone."""
 from __future__ import annotations
 
 import subprocess
+import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
 import pytest
 
 from webcluster.e2e import changes
-from webcluster.e2e.changes import Row, Variant, changed_steps, plan_of_changed, reruns
+from webcluster.e2e.changes import Row, Variant, changed_steps, plan_of_changed, reruns, table
 from webcluster.e2e.recording import PlanRecording, RemoteStep
+from webcluster.e2e.checks import Failure
+from webcluster.e2e.serverwatch import Sample
 
 PRIVATE = "-----BEGIN OPENSSH PRIVATE KEY-----\nfixed\n-----END OPENSSH PRIVATE KEY-----\n"
 PUBLIC = "ssh-ed25519 AAAAfixed hawc-e2e\n"
@@ -214,7 +217,7 @@ class _Watch:
 
 
 def test_load_counts_per_mode_and_names_failures_a_vip_move_reset(monkeypatch) -> None:
-    import time
+
 
     from webcluster.e2e import load
 
@@ -235,7 +238,7 @@ def test_load_counts_per_mode_and_names_failures_a_vip_move_reset(monkeypatch) -
 
 
 def test_load_is_bounded_by_its_duration(monkeypatch) -> None:
-    import time
+
 
     from webcluster.e2e import load
 
@@ -283,7 +286,7 @@ def test_apply_makes_a_row_per_change_and_stops_at_the_first_failed_step(tmp_pat
     from webcluster.e2e.replay import StepResult
     from webcluster.waiting import Timeout
 
-    base = PlanRecording("s", {}, {"a": _step("a"), "b": _step("b", after=frozenset({"a"}))})
+    base = PlanRecording("s", {}, {"a": _step("a"), "b": _step("b", after=frozenset({"a"}))}, {"statsUrls": {"d": "http://d/stats"}, "statsUser": "u", "statsPassword": "p"})
     plans = iter([
         PlanRecording("s", {}, {"a": _step("a", stdin="new"), "b": base.steps["b"]}),  # timeout: a only
         PlanRecording("s", {}, {"a": _step("a", stdin="new"), "b": base.steps["b"]}),  # nothing changed
@@ -300,14 +303,31 @@ def test_apply_makes_a_row_per_change_and_stops_at_the_first_failed_step(tmp_pat
         def __init__(self, *args, **kwargs):
             pass
 
+        stops = 0
+
         def stop(self):
-            return LoadResult(sent={"http": 7, "tcp": 5})
+            FakeLoad.stops += 1  # the first change's load saw a request fail
+            return LoadResult(sent={"http": 7, "tcp": 5}, failures=[Failure(1, 2, "http", "504")] if FakeLoad.stops == 1 else [])
 
     monkeypatch.setattr(change_module, "key_pair", lambda: (PRIVATE, PUBLIC))
     monkeypatch.setattr(change_module, "record", lambda *args, **kwargs: next(plans))
     monkeypatch.setattr(change_module, "healthy", lambda c: None)
     monkeypatch.setattr(change_module, "replay", fake_replay)
     monkeypatch.setattr(change_module, "Load", FakeLoad)
+    watched: list[tuple[dict, str]] = []
+
+    class FakeServerWatch:
+        def __init__(self, urls, auth, fetch):
+            watched.append((urls, auth))
+
+        def stop(self):
+            now = time.time()
+            return [Sample(now, "d", {"web/s": "UP"}), Sample(now + 1, "d", {"web/s": "DRAIN"})]
+
+    monkeypatch.setattr(change_module, "ServerWatch", FakeServerWatch)
+    journals: list[str] = []
+    logged = '192.168.1.254:46734 [02/Dec/2026:05:57:33.534] web web/c1 0/0/0/-1/3001 504 194 - - sH-- 9/9/8/2/0 0/0 "GET / HTTP/1.1"'
+    monkeypatch.setattr(change_module, "on", lambda c, node, script, timeout, tries: journals.append(node) or logged)
     monkeypatch.setattr(change_module, "urls_by_mode", lambda c: {})
     monkeypatch.setattr(change_module, "request_timeout", lambda c: 1.0)
     monkeypatch.setattr(change_module, "AFTER_STEPS_S", 0)
@@ -319,13 +339,19 @@ def test_apply_makes_a_row_per_change_and_stops_at_the_first_failed_step(tmp_pat
     listed = [Change("one", lambda v: v, verify=no_effect), Change("two", lambda v: v), Change("three", lambda v: v), Change("four", lambda v: v)]
     rows: list[Row] = []
     ran: list = []
-    change_module.apply(type("C", (), {"plan": base, "vip_watch": None})(), "s", listed, rows, ran)
+    change_module.apply(type("C", (), {"plan": base, "vip_watch": None, "nodes": lambda self, role: ["d1", "d2"]})(), "s", listed, rows, ran, tmp_path)
     assert [r.change for r in rows] == ["one", "two", "three"]
     assert replayed == [["a"], ["a", "b"]]
     assert rows[0].steps == ["a"] and rows[0].sent == {"http": 7, "tcp": 5} and rows[0].error.startswith("no effect")
     assert rows[1].steps == [] and rows[1].problems(2) == ["no step changed: the change had no effect on the plan"]
     assert rows[2].error.startswith("step b failed") and "boom" not in rows[2].error
     assert [r.name for r in ran] == ["a", "a", "b"] and (tmp_path / "changed").exists()
+    assert watched == [({"d": "http://d/stats"}, "u:p")] * 2  # every director's stats page, with the stats login, per replayed change
+    assert any(line.endswith("d: web/s UP -> DRAIN") for line in rows[0].watched) and rows[1].watched == []
+    assert journals == ["d1", "d2"]  # read once, after the one change that lost a request, on every director
+    assert "  HAProxy logged 2 failed request(s):" in rows[0].watched and not any("HAProxy logged" in line for line in rows[2].watched)
+    assert sorted(p.name for p in tmp_path.glob("*.png")) == ["changes-one.png", "changes-three.png"]
+    assert "d: web/s UP -> DRAIN" in table(rows, 2)
 
 
 @pytest.mark.parametrize("alive, marked, expected", [

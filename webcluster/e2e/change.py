@@ -17,17 +17,18 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from webcluster.render import templating
-from webcluster.topology import ROLE_BACKEND, Topology
+from webcluster.topology import ROLE_BACKEND, ROLE_DIRECTOR, Topology
 
-from . import guests, network, timeline
+from . import changeplot, guests, haproxy_journal, network, timeline
 from .changes import Change, Row, Variant, all_pass, changed_steps, plan_of_changed, set_key, table, templates_edited
-from .checks import STEADY_VIP_S, CheckFailed, Cluster, http_get, on, request_timeout, services_answer, stats_csv, watch_vip
+from .checks import STEADY_VIP_S, CheckFailed, Cluster, http_get, on, request_timeout, services_answer, stats_auth, stats_csv, watch_vip
 from .image import GuestImage
 from .load import Load
 from .pki import new_https_certificate
 from .recording import PlanRecording, record, stack_config
 from .replay import StepResult, replay
 from .run import Report, host_side, recorded_stack, restored, snapshot_key
+from .serverwatch import ServerWatch, report_lines
 from .shell import log, run
 from .ssh import key_pair
 from ..waiting import Timeout, wait_until
@@ -36,6 +37,7 @@ LOAD_CLIENTS = 2  # per mode: the requests in flight, so the TCP loss budget
 LOAD_MAX_S = 3600  # a change's load ends by then whatever its steps do (each step: replay.STEP_TIMEOUT_S)
 AFTER_STEPS_S = 3  # the load goes on this long after the last step
 HEALTHY_WAIT_S = 300
+JOURNAL_TIMEOUT_S = 240  # reading a director's journal over SSH after a change that lost requests
 SERVERS_STEADY_S = 30  # every server UP at every look for this long before a change starts
 CONTENT_PAGE = "content/imagen.html.j2"
 CONTENT_MARKER = "<p>e2e change: new content</p>"
@@ -184,9 +186,16 @@ def urls_by_mode(c: Cluster) -> dict[str, list[str]]:
     return {mode: [u for n, u in sorted(c.services.items()) if modes(c).get(n) == mode] for mode in ("http", "tcp")}
 
 
-def apply(c: Cluster, stack: str, changes: list[Change], rows: list[Row], all_steps: list[StepResult]) -> None:
+def plot_path(out: Path, change: str) -> Path:
+    """Where a change's server-state plot goes: changes-<name, dashed>.png."""
+    return out / f"changes-{re.sub(r'[^a-z0-9]+', '-', change.lower()).strip('-')}.png"
+
+
+def apply(c: Cluster, stack: str, changes: list[Change], rows: list[Row], all_steps: list[StepResult], out: Path) -> None:
     """Apply `changes` one after another, a row each (appended as it starts, so an error still
-    leaves the rows so far); the first that fails ends the run."""
+    leaves the rows so far); the first that fails ends the run. Meanwhile every director's view
+    of the servers is watched: the row lists what left UP, and a plot per change shows it beside
+    the failed requests and VIP moves."""
     private, public = key_pair()
     before, variant = c.plan, Variant()
     for change in changes:
@@ -209,14 +218,21 @@ def apply(c: Cluster, stack: str, changes: list[Change], rows: list[Row], all_st
             row.error = f"before the change: {exc}"
             break
         guests.CHANGED_MARK.touch()
+        servers = ServerWatch(c.plan.outputs["statsUrls"], stats_auth(c), http_get)
         load = Load(urls_by_mode(c), LOAD_CLIENTS, request_timeout(c), LOAD_MAX_S, c.vip_watch)
-        start = time.monotonic()
+        start, started = time.monotonic(), time.time()
         try:
             results = replay(plan_of_changed(after, names), lambda guest: None)
             time.sleep(AFTER_STEPS_S)
         finally:
             counted = load.stop()
+            samples = servers.stop()
         row.seconds = time.monotonic() - start
+        row.watched = report_lines(samples, started)
+        if counted.failures:
+            found, unread = haproxy_journal.failed_requests(lambda d, script: on(c, d, script, timeout=JOURNAL_TIMEOUT_S, tries=2), c.nodes(ROLE_DIRECTOR), row.seconds)
+            row.watched += haproxy_journal.report_lines(found, unread)
+        changeplot.plot(change.name, samples, counted.failures, counted.vip_moves, started, plot_path(out, change.name))
         all_steps += results
         row.sent = counted.sent
         row.failed = {mode: counted.reasons(mode) for mode in ("http", "tcp")}
@@ -249,7 +265,7 @@ def e2e_change(stack: str, only: Optional[list[str]], out: Path) -> tuple[str, b
             on_guests = OnGuests(lambda: new_https_certificate(topology), lambda old, new: tag_on_docker_hosts(c, old, new),
                                  lambda page, text: served(c, page, text), lambda chain: certificate_served(c, chain))
             changes = the_changes(stack_config(stack), topology, on_guests)
-            apply(c, stack, [ch for ch in changes if not only or ch.name in only], rows, steps)
+            apply(c, stack, [ch for ch in changes if not only or ch.name in only], rows, steps, out)
         finally:
             watch.stop()
     except Exception as exc:  # noqa: BLE001 - reported in the table

@@ -152,6 +152,7 @@ class Row:
     failed: dict[str, list[str]] = field(default_factory=lambda: {"http": [], "tcp": []})  # mode -> reasons
     vip_moves: int = 0
     error: str = ""  # a step failed, or the change could not be applied
+    watched: list[str] = field(default_factory=list)  # what the directors said meanwhile: server states (serverwatch), failed requests (haproxy_journal)
 
     def problems(self, in_flight: int) -> list[str]:
         """Why the row misses the goal (none: PASS). HTTP mode: none lost (HAProxy replays a GET);
@@ -181,6 +182,7 @@ def table(rows: list[Row], in_flight: int) -> str:
     lines.append(f"goal: HTTP mode 0 failed, TCP mode at most {loss_budget('tcp', in_flight)} failed (requests in flight: {in_flight}), no VIP move")
     for r in rows:
         lines.append(f"{r.change}: steps run: {', '.join(r.steps) or 'none'}")
+        lines += r.watched
         for mode in ("http", "tcp"):
             if r.failed[mode]:
                 lines.append(f"  {mode} failures: " + "; ".join(r.failed[mode][:5]) + (" ..." if len(r.failed[mode]) > 5 else ""))

@@ -28,6 +28,7 @@ from ..render.storage import RAID_ALERT_TAG
 from ..metrics import server_states, vip_held
 from ..render.director import service_views
 from ..waiting import Timeout, wait_until
+from .serverwatch import csv_rows
 from .shell import run
 from .ssh import Target, root
 from .vipwatch import VipWatch
@@ -479,13 +480,15 @@ def check_failover(c: Cluster) -> str:
     return "VIP: " + " -> ".join(steps)
 
 
+def stats_auth(c: Cluster) -> str:
+    """The stats page's login, as curl's `-u` takes it."""
+    return f"{c.plan.outputs['statsUser']}:{c.plan.outputs['statsPassword']}"
+
+
 def stats_csv(c: Cluster) -> list[dict[str, str]]:
-    auth = f"{c.plan.outputs['statsUser']}:{c.plan.outputs['statsPassword']}"
-    ok, body = http_get(c.plan.outputs["statsVipUrl"] + ";csv", auth=auth)
+    ok, body = http_get(c.plan.outputs["statsVipUrl"] + ";csv", auth=stats_auth(c))
     must(ok, f"stats page: {body[:200]}")
-    lines = body.lstrip("# ").splitlines()
-    header = lines[0].split(",")
-    return [dict(zip(header, line.split(","))) for line in lines[1:] if line]
+    return csv_rows(body)
 
 
 def request_timeout(c: Cluster) -> float:

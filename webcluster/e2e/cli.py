@@ -14,7 +14,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     load_stack_file(stack_path(args.stack))  # a bad stack is a clear error (exit 2) before any guest work
     exit_on_sigterm()
-    report = e2e_run(args.stack, args.keep)
+    report = e2e_run(args.stack, args.keep, args.resume)
     print(report.table())
     for path in write_results(report, args.out):
         print(f"wrote {path}")
@@ -47,6 +47,7 @@ def add_e2e_parser(sub: argparse._SubParsersAction, add_stack_args: Callable[[ar
     r = e2e.add_parser("run", help="build/cache the image, boot and provision (or restore), run the tests, print the table")
     r.add_argument("--stack", default="e2e", help="stack name (Pulumi.<stack>.yaml; default: e2e)")
     r.add_argument("--keep", action="store_true", help="leave the guests and namespace up afterwards")
+    r.add_argument("--resume", action="store_true", help="after a provisioning that failed (with --keep): run its unfinished steps on the same guests, as a second `pulumi up` would, then snapshot and check")
     r.add_argument("--out", type=Path, default=Path("e2e-results"), help="where report.txt and timeline.png go (default: e2e-results)")
     r.set_defaults(func=cmd_run)
     from .changes import CHANGE_NAMES

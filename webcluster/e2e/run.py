@@ -27,7 +27,8 @@ from .qmp import QmpError
 from .recording import PlanRecording, record
 from .replay import StepResult, replay, target_of
 from ..waiting import Timeout, wait_until
-from .shell import log
+from .changes import plan_of_changed
+from .shell import STATE, log
 from .ssh import key_pair, ssh
 
 from webcluster.render import render_cluster
@@ -115,18 +116,57 @@ class GuestStarter:
             log(f"guest {name} started{' from snapshot' if self.restore else ''}")
 
 
+# The steps of the last provisioning that succeeded, with its plan's key: what Pulumi's state would
+# hold after a `pulumi up` that failed half-way, so `run --resume` can do what a second `pulumi up` does.
+PROVISIONED = STATE / "provisioned.json"
+
+
+def record_provisioned(key: str, results: list[StepResult], before: Iterable[str] = ()) -> set[str]:
+    """Save (and return) the steps done for the plan `key`: `before` plus the successful `results`."""
+    done = set(before) | {r.name for r in results if r.ok}
+    PROVISIONED.parent.mkdir(parents=True, exist_ok=True)
+    PROVISIONED.write_text(json.dumps({"key": key, "done": sorted(done)}, indent=1) + "\n")
+    return done
+
+
 def provision(plan: PlanRecording, image: GuestImage, key: str, report: Report) -> None:
     start = report.provision_start = time.monotonic()
     starter = GuestStarter(plan, image, None)
     report.boots = starter.started
     report.steps = replay(plan, starter)
+    record_provisioned(key, report.steps)
     report.timed(f"boot + provisioning ({len(plan.steps)} steps)", start)
+    finish_provisioning(plan, key, report)
+
+
+def finish_provisioning(plan: PlanRecording, key: str, report: Report) -> None:
+    """Every step done: save every guest's snapshot under the plan's key; else fail the run."""
     if not all(s.ok for s in report.steps):
-        raise RuntimeError("a step failed when replayed: the program is wrong (see its output above)")
+        raise RuntimeError("a step failed when replayed: the program is wrong, or a guest too starved to answer (see its output above); "
+                           "`e2e run --keep --resume` runs the rest on the same guests, as a second `pulumi up` would")
     start = time.monotonic()
     with ThreadPoolExecutor(max_workers=len(plan.guests)) as pool:
         list(pool.map(lambda g: guests.save_snapshot(g, guests.SNAPSHOT, key), sorted(plan.guests)))
     report.timed("snapshot save", start)
+
+
+def resume_provisioning(plan: PlanRecording, key: str, report: Report) -> None:
+    """A second `pulumi up` after one that failed: on the guests still running from it, the steps
+    it did not finish (the failed one and those never started), in the plan's order; then the
+    snapshots. Pulumi keeps no failed create in its state and runs it again; what succeeded stays."""
+    if not PROVISIONED.exists() or json.loads(PROVISIONED.read_text()).get("key") != key:
+        raise RuntimeError(f"nothing to resume: {PROVISIONED} records no provisioning of this plan")
+    stopped = sorted(g for g in plan.guests if not guests.alive(g))
+    if stopped:
+        raise RuntimeError(f"nothing to resume: not running: {', '.join(stopped)} (a provisioning resumes on the guests it left)")
+    done = set(json.loads(PROVISIONED.read_text())["done"]) & set(plan.steps)
+    remaining = [s.name for s in plan.ordered() if s.name not in done]
+    log(f"resuming the provisioning: {len(done)} steps done, {len(remaining)} to run: {', '.join(remaining)}")
+    start = report.provision_start = time.monotonic()
+    report.steps = replay(plan_of_changed(plan, remaining), lambda guest: None)
+    record_provisioned(key, report.steps, done)
+    report.timed(f"provisioning resumed ({len(remaining)} steps)", start)
+    finish_provisioning(plan, key, report)
 
 
 RESTORE_TIMEOUT_S = 600
@@ -182,16 +222,21 @@ def recorded_stack(stack: str, report: Report) -> tuple[Topology, PlanRecording,
     return topology, plan, image
 
 
-def e2e_run(stack: str, keep: bool) -> Report:
+def e2e_run(stack: str, keep: bool, resume: bool = False) -> Report:
+    """Provision (or restore from snapshots) and check; `resume`: finish the provisioning the last
+    run left failed on the guests still running (`resume_provisioning`)."""
     report = Report()
     try:
         topology, plan, image = recorded_stack(stack, report)
-        guests.stop_all()
-        network.create(host_side(topology, plan))
-        guests.CHANGED_MARK.unlink(missing_ok=True)  # the guests start again from the plan's baseline
         key = snapshot_key(image, plan)
-        if not (all(guests.snapshot_matches(g, key) for g in plan.guests) and restored(plan, image, report)):
-            provision(plan, image, key, report)
+        if resume:
+            resume_provisioning(plan, key, report)
+        else:
+            guests.stop_all()
+            network.create(host_side(topology, plan))
+            guests.CHANGED_MARK.unlink(missing_ok=True)  # the guests start again from the plan's baseline
+            if not (all(guests.snapshot_matches(g, key) for g in plan.guests) and restored(plan, image, report)):
+                provision(plan, image, key, report)
         start = time.monotonic()
         watch = watch_vip(topology, plan)
         try:

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import select
 import socket
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
+from ..requestlog import RequestLog, failures
 from ..waiting import wait_until
 from . import processes
 from .state import LabState, sandbox
@@ -28,14 +27,6 @@ from .state import LabState, sandbox
 ROLE = "haproxy-log"  # its role in the lab state, on node processes.HOST
 CHROOT = "/var/lib/haproxy"  # the rendered haproxy.cfg's `chroot` (tests/test_lab_haproxy_log.py holds them equal)
 LOG_TARGET = "/dev/log"  # the rendered haproxy.cfg's `log` target, resolved inside the chroot
-# An `option httplog` line: [accept date] frontend backend/server Tq/Tw/Tc/Tr/Ta status bytes
-# cookies(2) termination-state connection-counts retries.
-HTTPLOG = re.compile(
-    r"\[[^\]]+\] (?P<frontend>\S+) (?P<backend>[^/\s]+)/(?P<server>\S+) "
-    r"(?P<timers>-?\d+/-?\d+/-?\d+/-?\d+/-?\d+) (?P<status>-?\d+) \S+ \S+ \S+ (?P<termination>\S+) \S+ (?P<retries>\S+)"
-)
-
-
 def socket_path(director: str) -> Path:
     """Where a director's HAProxy sends its log lines, on the host."""
     return sandbox(director).path(CHROOT + LOG_TARGET)
@@ -67,29 +58,6 @@ def start(state: LabState, directors: Sequence[str], timeout: float = 15.0) -> N
     wait_until(f"the HAProxy log receiver's sockets (see {processes.log_path(processes.HOST, ROLE)})", lambda: all(socket_path(d).is_socket() for d in directors), timeout)
 
 
-@dataclass(frozen=True)
-class RequestLog:
-    director: str
-    frontend: str
-    backend: str
-    server: str
-    timers: str  # Tq/Tw/Tc/Tr/Ta (ms)
-    status: int
-    termination: str  # e.g. sH--: the server's response timed out
-    retries: str  # retries/redispatches
-
-    def __str__(self) -> str:
-        return f"{self.director}: {self.frontend} -> {self.backend}/{self.server} {self.status} {self.termination} timers {self.timers} retries {self.retries}"
-
-
-def parse(line: str) -> Optional[RequestLog]:
-    """One request of the receiver's log, or None for another message (health checks, starts)."""
-    m = HTTPLOG.search(line)
-    if not m:
-        return None
-    return RequestLog(line.split(" ", 1)[0], m["frontend"], m["backend"], m["server"], m["timers"], int(m["status"]), m["termination"], m["retries"])
-
-
 def log_offset() -> int:
     """The receiver log's size now: request_failures(since=...) then reads only what came after."""
     path = processes.log_path(processes.HOST, ROLE)
@@ -104,8 +72,7 @@ def request_failures(since: int = 0) -> list[RequestLog]:
     with path.open("rb") as f:
         f.seek(since)
         text = f.read().decode(errors="replace")
-    found = (parse(line) for line in text.splitlines())
-    return [r for r in found if r and (r.status >= 500 or r.status < 0)]
+    return failures(text.splitlines())
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
