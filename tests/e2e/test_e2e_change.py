@@ -394,7 +394,7 @@ def test_leaf_is_the_first_certificate_of_a_chain_or_of_s_client_s_output() -> N
 def test_a_change_waits_until_every_server_stayed_up_not_for_one_look(monkeypatch) -> None:
     """A restored Docker host's servers came UP, went DOWN 40 s later and failed requests the
     change was blamed for: healthy() returns only after every look for SERVERS_STEADY_S saw all UP."""
-    from webcluster.e2e import change as change_module
+    from webcluster.e2e import checks as checks_module
 
     looks = iter(["UP", "DOWN", "UP", "UP", "UP", "UP", "UP", "UP"])
     seen: list[str] = []
@@ -405,10 +405,10 @@ def test_a_change_waits_until_every_server_stayed_up_not_for_one_look(monkeypatc
         seen.append(next(looks))
         return [{"svname": "FRONTEND", "status": "OPEN"}, {"svname": "web1", "status": seen[-1]}]
 
-    monkeypatch.setattr(change_module, "services_answer", lambda c, within: "")
-    monkeypatch.setattr(change_module, "stats_csv", stats)
-    monkeypatch.setattr(change_module, "SERVERS_STEADY_S", 6)
-    monkeypatch.setattr(change_module.time, "monotonic", lambda: now[0])
-    monkeypatch.setattr(change_module, "wait_until", lambda what, ok, timeout, pause: next(r for r in iter(ok, None) if r))
-    change_module.healthy(type("C", (), {"vip_watch": None})())
+    monkeypatch.setattr(checks_module, "services_answer", lambda c, within: "")
+    monkeypatch.setattr(checks_module, "stats_csv", stats)
+    monkeypatch.setattr(checks_module, "SERVERS_STEADY_S", 6)
+    monkeypatch.setattr(checks_module.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(checks_module, "wait_until", lambda what, ok, timeout, pause: next(r for r in iter(ok, None) if r))
+    checks_module.healthy(type("C", (), {"vip_watch": None})())
     assert seen == ["UP", "DOWN", "UP", "UP", "UP", "UP"], "the DOWN look restarts the window; UP looks spanning 6 s end it"

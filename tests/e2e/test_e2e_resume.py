@@ -83,3 +83,26 @@ def test_a_failed_provisioning_records_what_it_finished(host: dict) -> None:
         run_module.provision(_plan(), None, "K", run_module.Report())
     assert json.loads(run_module.PROVISIONED.read_text()) == {"key": "K", "done": ["a", "b", "c"]}
     assert host["snapshots"] == []
+
+
+@pytest.mark.parametrize("snapshots, resume, settles", [(True, False, False), (False, False, True), (False, True, True)])
+def test_the_checks_wait_for_the_servers_only_after_a_provisioning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, snapshots: bool, resume: bool, settles: bool) -> None:
+    """Saving the snapshots pauses every guest (the Gluster servers too): after a provisioning the
+    checks start only once every server stayed UP; a restore resumes the saved, settled moment."""
+    calls: list[str] = []
+    monkeypatch.setattr(run_module, "recorded_stack", lambda stack, report: (None, _plan(), None))
+    monkeypatch.setattr(run_module, "snapshot_key", lambda image, plan: "K")
+    monkeypatch.setattr(run_module, "host_side", lambda topology, plan: None)
+    monkeypatch.setattr(run_module.network, "create", lambda host: None)
+    monkeypatch.setattr(guests, "stop_all", lambda: [])
+    monkeypatch.setattr(guests, "CHANGED_MARK", tmp_path / "changed")
+    monkeypatch.setattr(guests, "snapshot_matches", lambda g, key: snapshots)
+    monkeypatch.setattr(run_module, "restored", lambda plan, image, report: calls.append("restored") or True)
+    monkeypatch.setattr(run_module, "provision", lambda plan, image, key, report: calls.append("provision"))
+    monkeypatch.setattr(run_module, "resume_provisioning", lambda plan, key, report: calls.append("resume"))
+    monkeypatch.setattr(run_module, "watch_vip", lambda topology, plan: type("W", (), {"stop": lambda self: None})())
+    monkeypatch.setattr(run_module, "healthy", lambda c: calls.append("settle"))
+    monkeypatch.setattr(run_module, "run_checks", lambda c, log: calls.append("checks") or [])
+    run_module.e2e_run("s", keep=True, resume=resume)
+    expected = ["resume"] if resume else ["restored"] if snapshots else ["provision"]
+    assert calls == expected + (["settle"] if settles else []) + ["checks"]

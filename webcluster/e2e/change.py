@@ -21,7 +21,7 @@ from webcluster.topology import ROLE_BACKEND, ROLE_DIRECTOR, Topology
 
 from . import changeplot, guests, haproxy_journal, network, timeline
 from .changes import Change, Row, Variant, all_pass, changed_steps, plan_of_changed, set_key, table, templates_edited
-from .checks import STEADY_VIP_S, CheckFailed, Cluster, http_get, on, request_timeout, services_answer, stats_auth, stats_csv, watch_vip
+from .checks import CheckFailed, Cluster, healthy, http_get, on, request_timeout, stats_auth, watch_vip
 from .image import GuestImage
 from .load import Load
 from .pki import new_https_certificate
@@ -36,9 +36,7 @@ from ..waiting import Timeout, wait_until
 LOAD_CLIENTS = 2  # per mode: the requests in flight, so the TCP loss budget
 LOAD_MAX_S = 3600  # a change's load ends by then whatever its steps do (each step: replay.STEP_TIMEOUT_S)
 AFTER_STEPS_S = 3  # the load goes on this long after the last step
-HEALTHY_WAIT_S = 300
 JOURNAL_TIMEOUT_S = 240  # reading a director's journal over SSH after a change that lost requests
-SERVERS_STEADY_S = 30  # every server UP at every look for this long before a change starts
 CONTENT_PAGE = "content/imagen.html.j2"
 CONTENT_MARKER = "<p>e2e change: new content</p>"
 NEW_IMAGE_SUFFIX = "-e2e-change"
@@ -106,33 +104,6 @@ def running(topology: Topology, plan: PlanRecording, image: GuestImage, report: 
     guests.CHANGED_MARK.unlink(missing_ok=True)
     if not restored(plan, image, report):
         raise RuntimeError("the snapshots did not restore (see above): run `e2e run --keep` first")
-
-
-def healthy(c: Cluster) -> None:
-    """Before a change: every service answers, every server is UP on the stats page for
-    SERVERS_STEADY_S, and one director held the VIP for STEADY_VIP_S (a settling server or VIP
-    would be blamed on the change)."""
-    services_answer(c, within=HEALTHY_WAIT_S)
-
-    def all_up() -> bool:
-        try:
-            return all(r["status"].startswith("UP") for r in stats_csv(c) if r["svname"] not in ("FRONTEND", "BACKEND"))
-        except CheckFailed:
-            return False
-
-    up_since: list[float] = []
-
-    def up_for_a_while() -> bool:
-        """Every server UP at each look for SERVERS_STEADY_S: one look can catch a flapping server UP."""
-        if not all_up():
-            up_since.clear()
-            return False
-        up_since[:] = up_since or [time.monotonic()]
-        return time.monotonic() - up_since[0] >= SERVERS_STEADY_S
-
-    wait_until(f"every server UP on the stats page for {SERVERS_STEADY_S} s", up_for_a_while, HEALTHY_WAIT_S, 2)
-    if c.vip_watch:
-        wait_until(f"the VIP claimed by one director for {STEADY_VIP_S} s", lambda: c.vip_watch.steady(STEADY_VIP_S), 120, 1)
 
 
 def tag_on_docker_hosts(c: Cluster, old: str, new: str) -> str:

@@ -500,6 +500,37 @@ def request_timeout(c: Cluster) -> float:
 
 # keepalived refreshes its gratuitous ARPs every 10 s: a window longer than that holds a claim.
 STEADY_VIP_S = 15
+HEALTHY_WAIT_S = 300
+SERVERS_STEADY_S = 30  # every server UP at every look for this long before a change or the checks start
+
+
+def healthy(c: Cluster) -> None:
+    """Before a change or the checks: every service answers, every server is UP on the stats page
+    for SERVERS_STEADY_S, and one director held the VIP for STEADY_VIP_S (a settling server or VIP
+    would be blamed on the change or fail a check). Saving the snapshots pauses every guest for
+    seconds, the Gluster servers too: every Gluster-backed server went DOWN on every director
+    just after, and the first check met a backend with none UP (run 11)."""
+    services_answer(c, within=HEALTHY_WAIT_S)
+
+    def all_up() -> bool:
+        try:
+            return all(r["status"].startswith("UP") for r in stats_csv(c) if r["svname"] not in ("FRONTEND", "BACKEND"))
+        except CheckFailed:
+            return False
+
+    up_since: list[float] = []
+
+    def up_for_a_while() -> bool:
+        """Every server UP at each look for SERVERS_STEADY_S: one look can catch a flapping server UP."""
+        if not all_up():
+            up_since.clear()
+            return False
+        up_since[:] = up_since or [time.monotonic()]
+        return time.monotonic() - up_since[0] >= SERVERS_STEADY_S
+
+    wait_until(f"every server UP on the stats page for {SERVERS_STEADY_S} s", up_for_a_while, HEALTHY_WAIT_S, 2)
+    if c.vip_watch:
+        wait_until(f"the VIP claimed by one director for {STEADY_VIP_S} s", lambda: c.vip_watch.steady(STEADY_VIP_S), 120, 1)
 
 
 @dataclass

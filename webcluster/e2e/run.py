@@ -21,7 +21,7 @@ from webcluster.stackfile import load_stack_file, stack_path
 from webcluster.topology import Topology
 
 from . import guests, network, timeline
-from .checks import CheckResult, Cluster, run_checks, watch_vip
+from .checks import CheckResult, Cluster, healthy, run_checks, watch_vip
 from .image import GuestImage, ensure_image
 from .qmp import QmpError
 from .recording import PlanRecording, record
@@ -229,18 +229,25 @@ def e2e_run(stack: str, keep: bool, resume: bool = False) -> Report:
     try:
         topology, plan, image = recorded_stack(stack, report)
         key = snapshot_key(image, plan)
+        provisioned = True
         if resume:
             resume_provisioning(plan, key, report)
         else:
             guests.stop_all()
             network.create(host_side(topology, plan))
             guests.CHANGED_MARK.unlink(missing_ok=True)  # the guests start again from the plan's baseline
-            if not (all(guests.snapshot_matches(g, key) for g in plan.guests) and restored(plan, image, report)):
+            provisioned = not (all(guests.snapshot_matches(g, key) for g in plan.guests) and restored(plan, image, report))
+            if provisioned:
                 provision(plan, image, key, report)
         start = time.monotonic()
         watch = watch_vip(topology, plan)
         try:
-            report.checks = run_checks(Cluster(topology, plan, watch), log)
+            cluster = Cluster(topology, plan, watch)
+            if provisioned:  # the snapshot save paused every guest: let the servers and the VIP settle first
+                healthy(cluster)
+                report.timed("settle after the snapshot save", start)
+                start = time.monotonic()
+            report.checks = run_checks(cluster, log)
         finally:
             watch.stop()
         report.timed("tests", start)
