@@ -229,24 +229,23 @@ def e2e_run(stack: str, keep: bool, resume: bool = False) -> Report:
     try:
         topology, plan, image = recorded_stack(stack, report)
         key = snapshot_key(image, plan)
-        provisioned = True
         if resume:
             resume_provisioning(plan, key, report)
         else:
             guests.stop_all()
             network.create(host_side(topology, plan))
             guests.CHANGED_MARK.unlink(missing_ok=True)  # the guests start again from the plan's baseline
-            provisioned = not (all(guests.snapshot_matches(g, key) for g in plan.guests) and restored(plan, image, report))
-            if provisioned:
+            if not (all(guests.snapshot_matches(g, key) for g in plan.guests) and restored(plan, image, report)):
                 provision(plan, image, key, report)
         start = time.monotonic()
         watch = watch_vip(topology, plan)
         try:
             cluster = Cluster(topology, plan, watch)
-            if provisioned:  # the snapshot save paused every guest: let the servers and the VIP settle first
-                healthy(cluster)
-                report.timed("settle after the snapshot save", start)
-                start = time.monotonic()
+            # Saving the snapshots paused every guest, and a restore resumes them from that moment:
+            # the servers and the VIP settle first, so no check meets a backend still coming back.
+            healthy(cluster)
+            report.timed("settle (every server UP for 30 s, the VIP steady)", start)
+            start = time.monotonic()
             report.checks = run_checks(cluster, log)
         finally:
             watch.stop()
