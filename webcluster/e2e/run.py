@@ -121,12 +121,11 @@ class GuestStarter:
 PROVISIONED = STATE / "provisioned.json"
 
 
-def record_provisioned(key: str, results: list[StepResult], before: Iterable[str] = ()) -> set[str]:
-    """Save (and return) the steps done for the plan `key`: `before` plus the successful `results`."""
+def record_provisioned(key: str, results: list[StepResult], before: Iterable[str] = ()) -> None:
+    """Save the steps done for the plan `key`: `before` plus the successful `results`."""
     done = set(before) | {r.name for r in results if r.ok}
     PROVISIONED.parent.mkdir(parents=True, exist_ok=True)
     PROVISIONED.write_text(json.dumps({"key": key, "done": sorted(done)}, indent=1) + "\n")
-    return done
 
 
 def provision(plan: PlanRecording, image: GuestImage, key: str, report: Report) -> None:
@@ -154,12 +153,13 @@ def resume_provisioning(plan: PlanRecording, key: str, report: Report) -> None:
     """A second `pulumi up` after one that failed: on the guests still running from it, the steps
     it did not finish (the failed one and those never started), in the plan's order; then the
     snapshots. Pulumi keeps no failed create in its state and runs it again; what succeeded stays."""
-    if not PROVISIONED.exists() or json.loads(PROVISIONED.read_text()).get("key") != key:
+    record = json.loads(PROVISIONED.read_text()) if PROVISIONED.exists() else {}
+    if record.get("key") != key:
         raise RuntimeError(f"nothing to resume: {PROVISIONED} records no provisioning of this plan")
     stopped = sorted(g for g in plan.guests if not guests.alive(g))
     if stopped:
         raise RuntimeError(f"nothing to resume: not running: {', '.join(stopped)} (a provisioning resumes on the guests it left)")
-    done = set(json.loads(PROVISIONED.read_text())["done"]) & set(plan.steps)
+    done = set(record["done"]) & set(plan.steps)
     remaining = [s.name for s in plan.ordered() if s.name not in done]
     log(f"resuming the provisioning: {len(done)} steps done, {len(remaining)} to run: {', '.join(remaining)}")
     start = report.provision_start = time.monotonic()
