@@ -24,11 +24,11 @@ from . import guests, hardening, network
 from .recording import PlanRecording
 from .. import loss
 from ..loss import loss_budget
+from ..statscsv import csv_rows
 from ..render.storage import RAID_ALERT_TAG
 from ..metrics import server_states, vip_held
 from ..render.director import service_views
 from ..waiting import Timeout, wait_until
-from .serverwatch import csv_rows
 from .shell import run
 from .ssh import Target, root
 from .vipwatch import VipWatch

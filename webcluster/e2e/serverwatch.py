@@ -11,22 +11,18 @@ touched, is then visible at a glance.
 from __future__ import annotations
 
 import csv
-import io
 import threading
 import time
 from dataclasses import dataclass
 from typing import Callable, Optional
+
+from ..statscsv import csv_rows
 
 POLL_S = 3.0  # one look at every director per period; a drain lasts tens of seconds in the guests
 FETCH_TIMEOUT_S = 5.0
 REPORT_TRANSITIONS = 40  # lines of transitions in a row's report at most (the plot has them all)
 
 Fetch = Callable[..., tuple[bool, str]]  # (url, timeout=, auth=) -> (2xx?, body): checks.http_get
-
-
-def csv_rows(body: str) -> list[dict[str, str]]:
-    """The stats page's CSV export (`<uri>;csv`), one dict per line, keyed by its header."""
-    return list(csv.DictReader(io.StringIO(body.lstrip("# "))))
 
 
 def states_from_csv(body: str) -> dict[str, str]:

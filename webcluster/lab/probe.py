@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 import subprocess
 from dataclasses import dataclass
 from typing import Optional
 
+from ..statscsv import csv_rows
 from .state import CLIENT, HYPERVISOR, netns_name
 
 CONTAINER_RE = re.compile(r'<p id="container">Contenedor: ([^<]*)</p>')
@@ -88,7 +87,7 @@ def _stats_rows(host: str, port: int, uri: str, auth: tuple[str, str], timeout: 
     resp = get(f"http://{host}:{port}{uri};csv", auth=auth, ns=HYPERVISOR, timeout=timeout)
     if resp.status != 200:
         raise RuntimeError(f"stats page at {host}:{port} answered {resp.status} {resp.error}")
-    return list(csv.DictReader(io.StringIO(resp.body.lstrip("# "))))
+    return csv_rows(resp.body)
 
 
 def stats_csv(host: str, port: int, uri: str, auth: tuple[str, str], timeout: float = 5) -> tuple[list[ServerState], str]:
