@@ -21,7 +21,8 @@ import pytest
 from conftest import running_lab
 from webcluster.lab import apache, faults, power, probe, processes, watch
 from webcluster.lab.context import LabContext
-from webcluster.lab.state import CLIENT, LabState, faults_in_force
+from webcluster import netns
+from webcluster.lab.state import CLIENT, LabState, faults_in_force, netns_name
 from webcluster.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -189,6 +190,38 @@ def test_cut_every_link_of_a_docker_host(healed: LabContext) -> None:
     for c in mine:
         wait_server(lab, c, "UP")
     assert status()["nodes"][host]["state"] == "up" and faults_in_force() == {}
+
+
+def _prefork_setting(name: str) -> int:
+    """A directive of Debian's prefork file (the one php:apache's Apache reads)."""
+    text = Path(apache.PREFORK_CONF).read_text()
+    return int(re.search(rf"^\s*{name}\s+(\d+)", text, re.M).group(1))
+
+
+def _children(lab: LabContext, host: str, container: str) -> int:
+    """How many Apache workers the container's parent process has."""
+    parent = lab.state.find(host, apache.role(container)).pid
+    ppids = []
+    for pid in netns.pids_in(netns_name(host)):
+        try:
+            ppids.append(int(re.search(r"^PPid:\s+(\d+)", Path(f"/proc/{pid}/status").read_text(), re.M).group(1)))
+        except (OSError, AttributeError):
+            pass
+    return ppids.count(parent)
+
+
+def test_a_container_keeps_php_apache_spare_workers(healed: LabContext) -> None:
+    """The stand-in's Apache keeps the image's spare workers at rest (Debian's MinSpareServers), so a
+    burst is answered by waiting workers; with 2-4 spares it waited for Apache to spawn more (one
+    cycle a second), and once a request after a power-off ran into HAProxy's 3 s timeout server."""
+    lab = healed
+    least = _prefork_setting("MinSpareServers")
+    assert least >= 5
+    svc = http_services(lab)[0]
+    assert lab.load(lab.url(svc.port, "/index.php"), 200, concurrency=20)["failed"] == 0
+    for backend in lab.topo.cluster.backends:
+        for container in lab.containers_of(backend.name):
+            wait_until(f"{least} workers in {container}", lambda: _children(lab, backend.name, container) >= least, 15, 0.5)
 
 
 def test_power_a_docker_host_off_and_on(healed: LabContext) -> None:

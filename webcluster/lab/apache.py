@@ -15,6 +15,11 @@ from ..render.plan import NodePlan
 
 STOP_SIGNAL = signal.SIGWINCH  # php:apache's STOPSIGNAL: what `docker stop` sends (Apache's graceful stop)
 STOP_TIMEOUT = 10.0  # then `docker stop` kills, as processes.stop does
+# The image's Apache comes from Debian (php:apache is built on Debian's apache2), so the stand-in
+# takes its prefork pool from the same package here: 5 started, 5-10 spare, 150 at most. A pool
+# of its own once had 2-4 spares: a burst after a Docker host's power-off waited for Apache to
+# spawn children (one cycle a second) and a request ran into HAProxy's 3 s `timeout server`.
+PREFORK_CONF = "/etc/apache2/mods-available/mpm_prefork.conf"
 ROLE_PREFIX = "container:"  # a container's role in the lab's process records
 PID_FILE = "/run/apache2-{name}.pid"  # in the Docker host's private /run
 
@@ -33,11 +38,12 @@ LoadModule mime_module /usr/lib/apache2/modules/mod_mime.so
 LoadModule env_module /usr/lib/apache2/modules/mod_env.so
 LoadModule php_module /usr/lib/apache2/modules/libphp8.2.so
 TypesConfig /etc/mime.types
-StartServers 2
-MinSpareServers 2
-MaxSpareServers 4
-MaxRequestWorkers 16
+# php:apache's worker pool and keep-alive: Debian's own prefork file and apache2.conf's values
+Include {prefork_conf}
+Timeout 300
 KeepAlive On
+MaxKeepAliveRequests 100
+KeepAliveTimeout 5
 ErrorLog {log}
 LogLevel warn
 DocumentRoot {docroot}/html
@@ -79,7 +85,7 @@ def container_defs(plan: NodePlan) -> list[ContainerDef]:
 
 def apache_conf(c: ContainerDef, log: Path) -> str:
     return APACHE_CONF.format(name=c.name, bind=c.bind, port=c.host_port, docroot=c.docroot, image=c.image, log=log,
-                              pid_file=pid_path(c.name))
+                              pid_file=pid_path(c.name), prefork_conf=PREFORK_CONF)
 
 
 def pid_path(container: str) -> str:

@@ -67,11 +67,17 @@ class PacemakerLabError(RuntimeError):
     pass
 
 
-def wait_for(what: str, predicate: Callable[[], bool], timeout: float, interval: float = 0.2) -> None:
+def wait_for(what: str, predicate: Callable[[], bool], timeout: float, interval: float = 0.2,
+             gave_up: Callable[[], Optional[str]] = lambda: None, detail: Callable[[], str] = lambda: "") -> None:
+    """Poll until predicate() holds; fail at once when gave_up() names a reason (what waited for
+    cannot come any more), else after timeout. detail() is added to the error: what the node's
+    own log says, so a failure in CI explains itself."""
     deadline = time.monotonic() + timeout
     while not predicate():
-        if time.monotonic() > deadline:
-            raise PacemakerLabError(f"timed out after {timeout:.0f} s waiting for {what}")
+        reason = gave_up()
+        if reason or time.monotonic() > deadline:
+            why = reason or f"timed out after {timeout:.0f} s"
+            raise PacemakerLabError(f"{why} waiting for {what}{detail()}")
         time.sleep(interval)
 
 
@@ -168,7 +174,28 @@ def _prepare_director(plan: ClusterPlan, node: str, qdevice: bool) -> None:
 
 
 def corosync_ready(node: str) -> bool:
+    """Whether corosync answers on its IPC (cfgtool's exit status does not depend on the peers' links)."""
     return sandbox(node).run(["corosync-cfgtool", "-s"], check=False).returncode == 0
+
+
+COROSYNC_START_TIMEOUT = 30.0
+
+
+def wait_corosync(state: LabState, node: str) -> None:
+    """Until the corosync just started on node answers (bounded): at once an error if it is gone
+    (it exited, or the power switch took the node down again), with its log and the node's last
+    power actions, rather than 30 s of polling a process that no longer exists."""
+
+    def gone() -> Optional[str]:
+        return None if processes.alive(state, node, "corosync") else "corosync exited (or was killed)"
+
+    def detail() -> str:
+        log = processes.log_path(node, "corosync")
+        tail = log.read_text(errors="replace").splitlines()[-15:] if log.exists() else [f"(no {log})"]
+        actions = [f"{e['action']} {e.get('cause', '')}".strip() for e in power.journal("off") + power.journal("on") if e["node"] == node]
+        return f"; power actions on {node}: {actions[-4:]}; its corosync log ends:\n" + "\n".join(tail)
+
+    wait_for(f"corosync on {node}", lambda: corosync_ready(node), COROSYNC_START_TIMEOUT, gave_up=gone, detail=detail)
 
 
 def pacemakerd_argv(plan: ClusterPlan, node: str) -> list[str]:
@@ -186,7 +213,7 @@ def pacemakerd_argv(plan: ClusterPlan, node: str) -> list[str]:
 def start_director(state: LabState, node: str, qdevice: bool, pacemakerd: Sequence[str] = ("pacemakerd",)) -> None:
     """corosync, then (once its IPC answers) corosync-qdevice and pacemakerd: the order of their systemd units."""
     processes.start(state, node, "corosync", ["corosync", "-f"])
-    wait_for(f"corosync on {node}", lambda: corosync_ready(node), 30)
+    wait_corosync(state, node)
     if qdevice:
         processes.start(state, node, "corosync-qdevice", ["corosync-qdevice", "-f"])
     processes.start(state, node, "pacemaker", list(pacemakerd))
@@ -198,7 +225,7 @@ def power_on(state: LabState, node: str, timeout: float = 60.0, links: Optional[
 
     def ready(role: str) -> None:
         if role == "corosync":
-            wait_for(f"corosync on {node}", lambda: corosync_ready(node), 30)
+            wait_corosync(state, node)
 
     if power.power_on(state, node, ready, links=links):
         wait_for(f"{node} back in the cluster with HAProxy running", lambda: haproxy_running(node), timeout, 0.5)

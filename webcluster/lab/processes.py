@@ -64,7 +64,7 @@ def start(state: LabState, node: str, role: str, argv: Sequence[str]) -> Process
     remove_stale_pid_files(node, role)
     log = log_path(node, role)
     popen = spawn(inside(node, argv), log)
-    proc = Process(node=node, role=role, pid=popen.pid, argv=list(argv), log=str(log))
+    proc = Process(node=node, role=role, pid=popen.pid, argv=list(argv), log=str(log), started=start_time(popen.pid) or 0)
     state.replace(proc)
     state.save()
     return proc
@@ -104,10 +104,24 @@ def _reap(pid: int) -> None:
         pass
 
 
+def start_time(pid: int) -> Optional[int]:
+    """When the process with this PID started (clock ticks since boot); None if there is none."""
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def is_recorded_process(proc: Process) -> bool:
+    """Whether proc.pid still is the process the lab started, not one the PID was reused for."""
+    return not proc.started or start_time(proc.pid) == proc.started
+
+
 def send(state: LabState, node: str, role: str, sig: int) -> Optional[Process]:
-    """Signal a recorded process's group, without waiting; the process (None if never started)."""
+    """Signal a recorded process's group, without waiting (never a process its PID was reused
+    for); the process (None if never started)."""
     proc = state.find(node, role)
-    if proc is not None:
+    if proc is not None and is_recorded_process(proc):
         signal_group(proc.pid, sig)
     return proc
 
@@ -119,11 +133,11 @@ def stop(state: LabState, node: str, role: str, sig: int = signal.SIGTERM, timeo
         return False
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if _gone(proc.pid):
+        if _gone(proc):
             return True
         time.sleep(0.02)
     signal_group(proc.pid, signal.SIGKILL)
-    return _gone(proc.pid)
+    return _gone(proc)
 
 
 def retire(state: LabState, node: str, role: str) -> None:
@@ -134,10 +148,11 @@ def retire(state: LabState, node: str, role: str) -> None:
     state.save()
 
 
-def _gone(pid: int) -> bool:
-    """Dead, or a zombie: a daemon started by an earlier lab command is no child of ours to reap."""
-    _reap(pid)
-    return not pid_alive(pid) or is_zombie(pid)
+def _gone(proc: Process) -> bool:
+    """Dead, or a zombie (a daemon started by an earlier lab command is no child of ours to reap),
+    or its PID now another process's."""
+    _reap(proc.pid)
+    return not pid_alive(proc.pid) or is_zombie(proc.pid) or not is_recorded_process(proc)
 
 
 def restart(state: LabState, node: str, role: str) -> Process:
@@ -152,8 +167,7 @@ def alive(state: LabState, node: str, role: str) -> bool:
     proc = state.find(node, role)
     if proc is None:
         return False
-    _reap(proc.pid)
-    return pid_alive(proc.pid) and not is_zombie(proc.pid)
+    return not _gone(proc)
 
 
 def is_zombie(pid: int) -> bool:

@@ -45,6 +45,9 @@ class Process:
     pid: int
     argv: list[str]
     log: str
+    # The PID's start time (clock ticks since boot, /proc/PID/stat): a PID the kernel has given to
+    # another process since (pid_max is 32768 here; a CI run wraps it) has another. 0: not known.
+    started: int = 0
 
 
 @dataclass
