@@ -10,6 +10,7 @@ import socket
 import socketserver
 import subprocess
 import threading
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -65,8 +66,9 @@ class FakeDirector(socketserver.ThreadingTCPServer):
     allow_reuse_address = True
     daemon_threads = True
 
-    def __init__(self, servers: list[str], busy: int = 2, down: int = 2):
+    def __init__(self, servers: list[str], busy: int = 2, down: int = 2, late: frozenset[str] = frozenset()):
         self.servers, self.busy, self.down = servers, busy, down
+        self.late = set(late)  # commands answered after the script's bound the first time they come (a starved director)
         self.log: list[str] = []
         self.state = "ready"
         self.sessions_left = 0
@@ -99,7 +101,13 @@ class FakeDirector(socketserver.ThreadingTCPServer):
 class Handler(socketserver.StreamRequestHandler):
     def handle(self) -> None:
         command = self.rfile.readline().decode().strip()
+        if command in self.server.late:
+            self.server.late.discard(command)
+            time.sleep(LATE_S)  # past the 1 s bound: the script gave up on this try; HAProxy would still apply it
         self.wfile.write(self.server.answer(command).encode())
+
+
+LATE_S = 1.5
 
 
 @pytest.fixture
@@ -153,13 +161,30 @@ def test_replace_drains_waits_idle_replaces_waits_for_the_checks_then_readies(tm
     assert "idle (0 sessions) on every answering director" in outputs[0] and "UP (health check) on every answering director" in outputs[0]
 
 
+def test_a_director_that_answers_late_is_asked_again_not_skipped(tmp_path: Path) -> None:
+    """e2e, 2 December: a starved standby missed the bound for `health down` and `state ready`,
+    was skipped, and kept the host's servers in maintenance. Asked again, it ends ready."""
+    servers = ["http-servers/cluster21p"]
+    fake = FakeDirector(servers, busy=0, down=0, late=frozenset({f"set server {servers[0]} health down", f"set server {servers[0]} state ready"}))
+    threading.Thread(target=fake.serve_forever, daemon=True).start()
+    try:
+        script = rotation_script(tmp_path, fake.server_address[1], ["127.0.0.1"], servers)
+        r = subprocess.run(["bash", str(script), "replace", "true"], capture_output=True, text=True, timeout=60)
+    finally:
+        fake.shutdown()
+        fake.server_close()
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "no answer" not in r.stdout and fake.state == "ready"
+    assert fake.log.count(f"set server {servers[0]} state ready") == 2, "the late try, then the one answered in time"
+
+
 def test_a_silent_director_is_skipped_and_named(tmp_path: Path, directors) -> None:
     fake = directors[0]
     # A closed port stands for a director that does not answer (firewalled, or its HAProxy down).
     script = rotation_script(tmp_path, fake.server_address[1], ["127.0.0.1", "127.0.0.2"], fake.servers)
     r = subprocess.run(["bash", str(script), "replace", "true"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "127.0.0.2: no answer within 1 s: skipped" in r.stdout and "127.0.0.2: no answer within 1 s: not waited for" in r.stdout
+    assert "127.0.0.2: no answer in 3 tries of 1 s: skipped" in r.stdout and "127.0.0.2: no answer in 3 tries of 1 s: not waited for" in r.stdout
     assert fake.log[-2:] == ["set server http-servers/cluster21p state ready", "set server tcp-servers/cluster21p state ready"]
 
 

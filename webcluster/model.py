@@ -644,7 +644,7 @@ class Docker(Strict):
     )
     director_answer_s: int = Field(
         3, ge=1, le=60,
-        description="Rolling container change: how long one runtime-API command may take on one director; a director that does not answer in time is skipped, and the step says so.",
+        description="Rolling container change: how long one runtime-API command may take on one director; a director that does not answer in time is asked again (3 tries in all), then skipped, and the step says so.",
     )
     keep_releases: int = Field(
         3, ge=1, le=100,

@@ -127,10 +127,17 @@ def rotation_servers(topo: Topology, backend: Backend) -> list[str]:
     return [f"{topo.backend_section(s)}/{c.name}" for s in topo.cluster.haproxy.services for b, c in topo.service_members(s) if b.name == backend.name]
 
 
+# How many times hawc-rotation asks a director that does not answer within directorAnswerS before
+# it skips it. Once was not enough: in the e2e a CPU-starved standby missed the 3 s bound for
+# `health down` and `state ready`, was skipped, and kept this host's servers in maintenance.
+# A director that is off refuses or times out every try: it costs tries x directorAnswerS a phase.
+ROTATION_ANSWER_TRIES = 3
+
+
 def add_rotation(b: NodeBuilder, backend: Backend) -> str:
     """The script that takes this host's servers out of every director's rotation and back (docs/rolling.md)."""
     c = b.topo.cluster
     d = c.docker
     return b.file(ROTATION, "backend/hawc-rotation.j2", mode=0o755, directors=[str(x.internal) for x in c.directors],
                   servers=rotation_servers(b.topo, backend), port=c.haproxy.stats.runtime_api_port,
-                  drain_timeout_s=d.drain_timeout_s, ready_timeout_s=d.ready_timeout_s, answer_s=d.director_answer_s)
+                  drain_timeout_s=d.drain_timeout_s, ready_timeout_s=d.ready_timeout_s, answer_s=d.director_answer_s, answer_tries=ROTATION_ANSWER_TRIES)
