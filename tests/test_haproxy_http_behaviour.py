@@ -166,7 +166,6 @@ def on_loopback(rendered: str, tmp: Path, stand_ins: dict[str, int]) -> str:
     for line in ("chroot", "user", "group", "daemon", "master-worker"):
         cfg = _sub(rf"^\t{line}\b.*\n", "", cfg)
     cfg = _sub(r"^\tlog /dev/log\tlocal0\n", "\tlog stdout format raw local0\n", cfg)
-    cfg = _sub(r"^\tlog /dev/log\tlocal1 notice\n", "", cfg)
     cfg = _sub(r"^\tstats socket /\S+", f"\tstats socket {tmp / 'admin.sock'}", cfg)
     cfg = _sub(r"^\tserver-state-file \S+", f"\tserver-state-file {tmp / 'server-state'}", cfg)
     cfg = cfg.replace(https.CERT_FILE, str(tmp / "site.pem"))
