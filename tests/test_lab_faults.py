@@ -19,10 +19,11 @@ from typing import Iterator
 import pytest
 
 from conftest import running_lab
+from webcluster import netns
 from webcluster.lab import apache, faults, power, probe, processes, watch
 from webcluster.lab.context import LabContext
-from webcluster import netns
 from webcluster.lab.state import CLIENT, LabState, faults_in_force, netns_name
+from webcluster.sandbox import proc_stat
 from webcluster.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -204,8 +205,8 @@ def _children(lab: LabContext, host: str, container: str) -> int:
     ppids = []
     for pid in netns.pids_in(netns_name(host)):
         try:
-            ppids.append(int(re.search(r"^PPid:\s+(\d+)", Path(f"/proc/{pid}/status").read_text(), re.M).group(1)))
-        except (OSError, AttributeError):
+            ppids.append(int(proc_stat(pid)[1]))
+        except OSError:
             pass
     return ppids.count(parent)
 

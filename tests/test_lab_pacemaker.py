@@ -33,6 +33,7 @@ from webcluster.waiting import wait_until
 from webcluster.lab.state import LINK_PREFIX, NETNS_PREFIX, LabState, faults_in_force, netns_name, sandbox
 from webcluster.render import pacemaker as rpm
 from webcluster.render import render_cluster
+from webcluster.sandbox import proc_stat
 from webcluster.stackfile import load_stack_file
 from webcluster.topology import Topology
 
@@ -225,7 +226,7 @@ def busy_cpu(node: str, seconds: float) -> Iterator[list[int]]:
 
 
 def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    fields = proc_stat(pid)
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 

@@ -199,6 +199,13 @@ def _umount_below(root: Path) -> None:
         subprocess.run(["umount", "-l", point], capture_output=True)
 
 
+def proc_stat(pid: int) -> list[str]:
+    """/proc/PID/stat's fields after the command name (which may hold spaces and parentheses):
+    [0] state, [1] parent PID, [11] utime, [12] stime, [19] start time (clock ticks since boot).
+    OSError when there is no such process."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
 def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

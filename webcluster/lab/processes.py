@@ -12,7 +12,7 @@ from typing import Optional, Sequence
 from .. import netns
 from . import apache
 from ..render.director import HAPROXY_CFG, HAPROXY_PIDFILE, HAPROXY_STATE
-from ..sandbox import pid_alive, spawn
+from ..sandbox import pid_alive, proc_stat, spawn
 from .state import CLIENT, LAB_ROOT, LabState, Process, netns_name, sandbox
 
 HOST = "host"  # the node name of the lab's own services, which run in the root namespaces (the fence switch)
@@ -107,7 +107,7 @@ def _reap(pid: int) -> None:
 def start_time(pid: int) -> Optional[int]:
     """When the process with this PID started (clock ticks since boot); None if there is none."""
     try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+        return int(proc_stat(pid)[19])
     except (OSError, IndexError, ValueError):
         return None
 
@@ -172,6 +172,6 @@ def alive(state: LabState, node: str, role: str) -> bool:
 
 def is_zombie(pid: int) -> bool:
     try:
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] == "Z"
+        return proc_stat(pid)[0] == "Z"
     except (OSError, IndexError):
         return False

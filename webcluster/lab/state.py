@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from ..sandbox import Sandbox
+from ..sandbox import Sandbox, proc_stat
 from ..sshkeys import new_key_pair
 
 LAB_ROOT = Path(os.environ.get("HAWC_LAB_ROOT", "/var/lib/hawc-lab"))
@@ -177,7 +177,7 @@ def _held_by_ancestor() -> bool:
         if str(pid) == holder:
             return True
         try:
-            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            pid = int(proc_stat(pid)[1])
         except (OSError, ValueError, IndexError):
             return False
         if pid <= 1:
